@@ -1,0 +1,172 @@
+"""Keras -> torch porting: forward parity, flatten order, round trips, clear refusals."""
+import keras
+import numpy as np
+import pytest
+import torch
+from keras import layers, regularizers
+
+import keras_impl
+import torch_impl
+from comparisons import porting
+from torch_impl.models import KerasFlatten
+
+TOL = {"float32": 1e-5, "float64": 1e-12}
+
+
+def _torch_input(x: np.ndarray) -> torch.Tensor:
+    # Keras images are NHWC; torch convolutions take NCHW.
+    return torch.from_numpy(x.transpose(0, 3, 1, 2).copy() if x.ndim == 4 else x)
+
+
+def _torch_probs(model, x):
+    with torch.no_grad():
+        out = model(_torch_input(x))
+    return torch.softmax(out, -1).numpy() if getattr(model, "returns_logits", True) else out.numpy()
+
+
+def assert_forward_parity(keras_model, torch_model, x, dtype):
+    expected = keras_model(x, training=False).numpy()
+    got = _torch_probs(torch_model.eval(), x)
+    diff = np.abs(expected - got).max()
+    assert diff <= TOL[dtype], f"forward output differs: max |Δ| = {diff:.3g} > {TOL[dtype]:g} ({dtype})"
+
+
+def _input(shape, dtype, n=7, seed=0):
+    return np.random.default_rng(seed).random((n, *shape)).astype(dtype)
+
+
+def _extra(name, dtype):
+    """Converted architectures beyond the article's: padding, strides, channels, activations."""
+    reg = regularizers.l2(0.003)
+    d = dict(dtype=dtype)
+    if name == "same_stride2":
+        return keras.Sequential([
+            keras.Input((28, 28, 1), dtype=dtype),
+            layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", kernel_regularizer=reg, **d),
+            layers.Conv2D(16, (4, 2), padding="same", bias_regularizer=reg, **d),  # even kernel: uneven pad
+            layers.ReLU(**d),
+            layers.MaxPooling2D(2, **d),
+            layers.Flatten(**d),
+            layers.Dropout(0.5, **d),
+            layers.Dense(10, **d),
+            layers.Softmax(**d),
+        ])
+    if name == "multichannel_flatten":
+        return keras.Sequential([
+            keras.Input((11, 9, 3), dtype=dtype),
+            layers.Conv2D(5, (3, 2), strides=(2, 1), activation="tanh", **d),
+            layers.MaxPooling2D((2, 3), strides=(1, 2), **d),
+            layers.Flatten(**d),
+            layers.Dense(12, activation="sigmoid", kernel_regularizer=regularizers.L1L2(l1=0.0, l2=0.02), **d),
+            layers.Activation("relu", **d),
+            layers.Dense(4, activation="softmax", **d),
+        ])
+    # A functional chain, not a Sequential.
+    inp = keras.Input((20,), dtype=dtype)
+    h = layers.Dense(16, activation="relu", kernel_regularizer=reg, **d)(inp)
+    out = layers.Dense(3, activation="softmax", **d)(h)
+    return keras.Model(inp, out)
+
+
+EXTRA = ("same_stride2", "multichannel_flatten", "functional_mlp")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", keras_impl.MODEL_NAMES)
+def test_article_models_forward_parity(name, dtype, keras_seed):
+    keras_seed(1)
+    km = keras_impl.build_model(name, l2=0.01, dtype=dtype)
+    x = _input((784,) if name != "cnn" else (28, 28, 1), dtype)
+    converted = porting.keras_to_torch(km)
+    assert_forward_parity(km, converted, x, dtype)
+    # The hand-written mirror, with the weights copied in, computes the same function.
+    mirror = torch_impl.build_model(name, l2=0.01, dtype=dtype)
+    porting.copy_weights(km, mirror)
+    assert_forward_parity(km, mirror, x, dtype)
+    assert converted.l2_coefficients == mirror.l2_coefficients
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", EXTRA)
+def test_other_architectures_forward_parity(name, dtype, keras_seed):
+    keras_seed(2)
+    km = _extra(name, dtype)
+    # Non-zero biases, so that a bias in the wrong place would show.
+    for var in km.weights:
+        if var.name == "bias":
+            var.assign(np.random.default_rng(3).normal(size=var.shape).astype(dtype))
+    x = _input(tuple(km.inputs[0].shape[1:]), dtype)
+    assert_forward_parity(km, porting.keras_to_torch(km), x, dtype)
+
+
+def test_l2_coefficients_carried_over():
+    km = _extra("same_stride2", "float32")
+    assert porting.keras_to_torch(km).l2_coefficients == {
+        f"{km.layers[0].name}.weight": pytest.approx(0.003),
+        f"{km.layers[1].name}.bias": pytest.approx(0.003),
+    }
+    km = _extra("multichannel_flatten", "float32")
+    assert porting.keras_to_torch(km).l2_coefficients == {f"{km.layers[3].name}.weight": pytest.approx(0.02)}
+
+
+def test_missing_flatten_permutation_breaks_parity(keras_seed):
+    """The guard can fail: torch's own (C, H, W) flatten gives a different function."""
+    keras_seed(4)
+    km = _extra("multichannel_flatten", "float64")
+    tm = porting.keras_to_torch(km)
+    flatten_name = km.layers[2].name
+    assert isinstance(getattr(tm, flatten_name), KerasFlatten)
+    setattr(tm, flatten_name, torch.nn.Flatten())
+    x = _input((11, 9, 3), "float64")
+    diff = np.abs(km(x).numpy() - _torch_probs(tm, x)).max()
+    # Measured ≈ 0.1–0.3; anything above 1e-3 is far outside float64 noise (1e-12).
+    assert diff > 1e-3, f"naive flatten unexpectedly matched (max |Δ| = {diff:.3g})"
+
+
+@pytest.mark.parametrize("name", keras_impl.MODEL_NAMES + EXTRA)
+def test_round_trip_keras_torch_keras_is_exact(name, keras_seed):
+    keras_seed(5)
+    km = keras_impl.build_model(name) if name in keras_impl.MODEL_NAMES else _extra(name, "float32")
+    before = porting.export_weights(km)
+    tm = porting.keras_to_torch(km)
+    for p in tm.parameters():  # prove the copy back really moves data
+        torch.nn.init.zeros_(p)
+    porting.copy_weights(km, tm)
+    fresh = keras.models.clone_model(km)
+    porting.copy_weights(tm, fresh)
+    after = porting.export_weights(fresh)
+    assert list(after) == list(before)
+    for key in before:
+        assert np.array_equal(before[key], after[key]), f"{key} changed in the round trip"
+
+
+def test_copy_weights_names_missing_and_mismatched_tensors():
+    km = keras_impl.build_model("mlp")
+    with pytest.raises(ValueError, match="missing.*conv1/kernel"):
+        porting.copy_weights(km, torch_impl.build_model("cnn"))
+    bad = porting.export_weights(km)
+    bad["hidden/kernel"] = bad["hidden/kernel"][:10]
+    with pytest.raises(ValueError, match="shape mismatch for hidden/kernel"):
+        porting.import_weights(torch_impl.build_model("mlp"), bad)
+    with pytest.raises(ValueError, match="shape mismatch for hidden/kernel"):
+        porting.import_weights(keras_impl.build_model("mlp"), bad)
+
+
+def _one_layer(layer, shape=(8, 8, 2)):
+    return keras.Sequential([keras.Input(shape), layer])
+
+
+@pytest.mark.parametrize("model,message", [
+    (lambda: _one_layer(layers.BatchNormalization(name="bn")), r"'bn' \(BatchNormalization\): layer type not supported"),
+    (lambda: _one_layer(layers.Dense(3, kernel_regularizer=regularizers.l1(0.1), name="d"), (4,)), r"'d'.*non-zero L1"),
+    (lambda: _one_layer(layers.Dense(3, kernel_regularizer=regularizers.L1L2(0.1, 0.1), name="d"), (4,)), r"'d'.*non-zero L1"),
+    (lambda: _one_layer(layers.Conv2D(3, 3, data_format="channels_first", name="c"), (2, 8, 8)), r"'c'.*channels_first"),
+    (lambda: _one_layer(layers.MaxPooling2D(2, padding="same", name="p")), r"'p'.*padding 'same'"),
+    (lambda: _one_layer(layers.Dense(3, activation="gelu", name="d"), (4,)), r"'d'.*activation 'gelu'"),
+    (lambda: _one_layer(layers.Dense(3, name="d")), r"'d'.*Dense on a rank-4 input"),
+])
+def test_unsupported_is_refused_with_a_clear_error(model, message):
+    km = model()
+    with pytest.raises(porting.PortError, match=message) as info:
+        porting.keras_to_torch(km)
+    assert "Supported:" in str(info.value)

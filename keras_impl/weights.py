@@ -1,0 +1,34 @@
+"""Canonical weights: an ordered {"layer/kernel" | "layer/bias": ndarray} in Keras's own layout.
+
+This is the one format in which weights cross between frameworks. Keras's layout
+needs no conversion here; ``torch_impl/weights.py`` converts to and from it.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def _named_variables(model: keras.Model):
+    for layer in model.layers:
+        for var in layer.weights:
+            yield f"{layer.name}/{var.name}", var
+
+
+def export_weights(model: keras.Model) -> dict[str, np.ndarray]:
+    """Copies of every weight, keyed by canonical name, in Keras layout."""
+    return {name: np.array(var.numpy()) for name, var in _named_variables(model)}
+
+
+def import_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
+    """Assign canonical weights; every tensor must be present with the right shape, and no extra."""
+    variables = dict(_named_variables(model))
+    missing = sorted(set(variables) - set(weights))
+    extra = sorted(set(weights) - set(variables))
+    if missing or extra:
+        raise ValueError(f"weight names differ: missing {missing}, unexpected {extra}")
+    for name, var in variables.items():
+        value = np.asarray(weights[name])
+        if tuple(value.shape) != tuple(var.shape):
+            raise ValueError(f"shape mismatch for {name}: got {value.shape}, model has {tuple(var.shape)}")
+        var.assign(value.astype(var.dtype))
