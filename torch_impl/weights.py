@@ -43,8 +43,10 @@ def from_canonical(value: np.ndarray) -> np.ndarray:
 
 def export_weights(model: nn.Module) -> dict[str, np.ndarray]:
     """Copies of every parameter, keyed by canonical name, in Keras layout."""
+    # np.array(copy=True): .numpy() shares memory with the parameter, and 1-D tensors need no
+    # transpose, so without a copy a bias "snapshot" would keep changing with training.
     return {
-        canonical_name(name): np.ascontiguousarray(to_canonical(p.detach().cpu().numpy()))
+        canonical_name(name): np.array(to_canonical(p.detach().cpu().numpy()), order="C", copy=True)
         for name, p in model.named_parameters()
     }
 

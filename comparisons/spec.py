@@ -1,0 +1,147 @@
+"""Run specs: frozen, validated, serializable, hashed. The one contract every run shares.
+
+A ``RunSpec`` is self-contained: any worker, on any machine, can execute it from
+its dict form and the result is recorded under ``spec.key`` (a hash of the spec).
+Unknown keys and bad values are errors that name the value and what is allowed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+
+MODELS = ("mlp", "cnn", "mlp_bias")
+FRAMEWORKS = ("keras", "torch")
+# What the Keras user wrote.
+KERAS_CONFIGS = ("l2", "wd", "none")
+# How the PyTorch port is written (see torch_impl/recipes.py).
+TORCH_RECIPES = ("penalty", "coupled", "decoupled", "naive_wd", "naive_adamw", "none")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+MODES = ("native", "parity")
+DTYPES = ("float32", "float64")
+
+
+class SpecError(ValueError):
+    """A spec with a bad value; the message names it and what is allowed."""
+
+
+def _choice(what: str, value, allowed) -> None:
+    if value not in allowed:
+        raise SpecError(f"unknown {what} {value!r}; allowed: {', '.join(map(str, allowed))}")
+
+
+def _finite_nonneg(what: str, value) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise SpecError(f"{what} must be a finite number >= 0, got {value!r}")
+
+
+def _positive_int(what: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{what} must be a whole number >= 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer and the hyperparameters the user set; None means that framework's default.
+
+    ``momentum`` applies to sgd only. ``weight_decay`` is the optimizer's own argument
+    (Keras config ``wd``; AdamW's default when None). ``exclude_bias`` mirrors
+    Keras's ``exclude_from_weight_decay(var_names=["bias"])``.
+    """
+
+    name: str = "adam"
+    lr: float | None = None
+    momentum: float = 0.0
+    beta_1: float | None = None
+    beta_2: float | None = None
+    epsilon: float | None = None
+    weight_decay: float | None = None
+    exclude_bias: bool = False
+
+    def __post_init__(self):
+        _choice("optimizer", self.name, OPTIMIZERS)
+        for what in ("lr", "momentum", "beta_1", "beta_2", "epsilon", "weight_decay"):
+            _finite_nonneg(what, getattr(self, what))
+        if self.lr is not None and self.lr == 0:
+            raise SpecError("lr must be > 0")
+        if self.momentum and self.name != "sgd":
+            raise SpecError(f"momentum applies to sgd only, not {self.name!r}")
+        for what in ("beta_1", "beta_2", "momentum"):
+            value = getattr(self, what)
+            if value is not None and value >= 1:
+                raise SpecError(f"{what} must be < 1, got {value!r}")
+
+    @property
+    def label(self) -> str:
+        """Short name used in tables: sgd, momentum, adam, adamw."""
+        return "momentum" if self.name == "sgd" and self.momentum else self.name
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of one framework.
+
+    ``regularization`` is a Keras config (l2, wd, none) when framework is keras,
+    a torch recipe (penalty, coupled, decoupled, naive_wd, naive_adamw, none) when torch.
+    ``l2`` is λ; with ``l2 == 0`` the model has no regularizer (the article's baseline).
+    """
+
+    model: str = "mlp"
+    framework: str = "keras"
+    regularization: str = "l2"
+    l2: float = 0.01
+    optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    mode: str = "native"
+    dataset: str = "digits"
+    epochs: int = 10
+    batch_size: int = 32
+    seed: int = 0
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        _choice("model", self.model, MODELS)
+        _choice("framework", self.framework, FRAMEWORKS)
+        _choice(f"{self.framework} regularization", self.regularization,
+                KERAS_CONFIGS if self.framework == "keras" else TORCH_RECIPES)
+        _finite_nonneg("l2 (λ)", self.l2)
+        _choice("mode", self.mode, MODES)
+        _choice("dtype", self.dtype, DTYPES)
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise SpecError(f"seed must be a whole number >= 0, got {self.seed!r}")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise SpecError(f"dataset must be a name, got {self.dataset!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunSpec":
+        data = dict(data)
+        _known("run spec", data, cls)
+        opt = data.pop("optimizer", {})
+        if isinstance(opt, dict):
+            _known("optimizer", opt, OptimizerSpec)
+            opt = OptimizerSpec(**opt)
+        return cls(optimizer=opt, **data)
+
+    @property
+    def key(self) -> str:
+        """Stable hash of everything that defines the run (the store's key)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def replace(self, **changes) -> "RunSpec":
+        return dataclasses.replace(self, **changes)
+
+
+def _known(what: str, data: dict, cls) -> None:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SpecError(f"unknown {what} key(s) {unknown}; allowed: {', '.join(sorted(names))}")

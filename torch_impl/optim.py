@@ -1,0 +1,167 @@
+"""Optimizers: Keras-exact ones for ``parity`` mode, stock torch ones for ``native`` mode.
+
+Keras-exact means the same arithmetic as Keras 3's optimizers, in the same order:
+
+* ``KerasSGD`` — momentum in Keras's form m = μ·m − lr·g; w += m (torch's is
+  b = μ·b + g; w −= lr·b: equal in exact arithmetic, not in rounding).
+* ``KerasAdam`` — ε outside the bias correction:
+  w −= lr·√(1−β2ᵗ)/(1−β1ᵗ) · m / (√v + ε). torch's Adam puts ε inside; it would
+  need eps = ε/√(1−β2ᵗ) at step t, so no constant torch eps reproduces Keras.
+* ``weight_decay`` — Keras's decoupled decay, w −= w·wd·lr, applied to every
+  tensor of a group before the update. A group with ``weight_decay=None`` (or 0)
+  is excluded, as ``exclude_from_weight_decay`` does in Keras.
+* ``coupled_weight_decay`` (per group, not a Keras argument) — g += c·w, the
+  torch-style coupled decay, so that the ``coupled`` recipe can run on
+  Keras-exact arithmetic too.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from torch_impl.recipes import Recipe
+
+# Keras 3 defaults, and torch's, where they differ (DESIGN.md).
+KERAS_DEFAULTS = {"sgd": {"lr": 0.01}, "adam": {"lr": 1e-3}, "adamw": {"lr": 1e-3, "weight_decay": 0.004}}
+TORCH_DEFAULTS = {"sgd": {"lr": 1e-3}, "adam": {"lr": 1e-3}, "adamw": {"lr": 1e-3, "weight_decay": 0.01}}
+
+
+def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
+    # Hyperparameters in the parameter's dtype, as Keras casts them to the variable's dtype.
+    return torch.tensor(value, dtype=like.dtype, device=like.device)
+
+
+class _KerasOptimizer(torch.optim.Optimizer):
+    def _decay_and_grad(self, group, p):
+        """Keras applies decoupled decay to the weights before the update; the gradient was
+        taken at the pre-decay weights (coupled decay is added to it from those weights)."""
+        grad = p.grad
+        if group["coupled_weight_decay"]:
+            grad = grad + group["coupled_weight_decay"] * p.detach()
+        if group["weight_decay"]:
+            lr, wd = _scalar(group["lr"], p), _scalar(group["weight_decay"], p)
+            p.sub_(p * wd * lr)  # Keras: variable - variable * wd * lr
+        return grad
+
+
+class KerasSGD(_KerasOptimizer):
+    """keras.optimizers.SGD(learning_rate=lr, momentum=momentum, weight_decay=weight_decay)."""
+
+    def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, weight_decay: float | None = None):
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, coupled_weight_decay=0.0)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = self._decay_and_grad(group, p)
+                lr = _scalar(group["lr"], p)
+                if group["momentum"]:
+                    state = self.state[p]
+                    if "momentum" not in state:
+                        state["momentum"] = torch.zeros_like(p)
+                    m = state["momentum"]
+                    m.copy_(m * _scalar(group["momentum"], p) - grad * lr)  # m = μ·m − lr·g
+                    p.add_(m)
+                else:
+                    p.sub_(grad * lr)
+        return loss
+
+
+class KerasAdam(_KerasOptimizer):
+    """keras.optimizers.Adam (and AdamW, which is Adam with ``weight_decay``), arithmetic for arithmetic."""
+
+    def __init__(self, params, lr: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, weight_decay: float | None = None):
+        defaults = dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay,
+                        coupled_weight_decay=0.0)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            b1, b2 = group["beta_1"], group["beta_2"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = self._decay_and_grad(group, p)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = _scalar(state["step"], p)
+                m, v = state["m"], state["v"]
+                beta_1, beta_2 = _scalar(b1, p), _scalar(b2, p)
+                alpha = _scalar(group["lr"], p) * torch.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+                m.add_((grad - m) * (1 - b1))
+                v.add_((grad * grad - v) * (1 - b2))
+                p.sub_((m * alpha) / (torch.sqrt(v) + group["epsilon"]))
+        return loss
+
+
+class SGDW(torch.optim.SGD):
+    """Stock torch SGD with a decoupled decay done by hand before ``step()`` (torch has no SGDW).
+
+    Per group ``decoupled_weight_decay``: w ← w·(1 − lr·wd), as torch's AdamW does it.
+    """
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            wd = group.get("decoupled_weight_decay", 0.0)
+            if wd:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.mul_(1 - group["lr"] * wd)
+        return super().step(closure)
+
+
+def _groups(model: nn.Module, recipe: Recipe) -> list[dict]:
+    """Parameter groups by (coupled, decoupled) decay, keeping the model's parameter order."""
+    groups: dict[tuple[float, float], list] = {}
+    for name, p in model.named_parameters():
+        key = (recipe.coupled.get(name, 0.0), recipe.decoupled.get(name, 0.0))
+        groups.setdefault(key, []).append(p)
+    return [{"params": ps, "coupled": c, "decoupled": d} for (c, d), ps in groups.items()]
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe, spec, *, exact: bool) -> torch.optim.Optimizer:
+    """The optimizer for ``spec`` (a comparisons.spec.OptimizerSpec) carrying the recipe's decay.
+
+    ``exact``: Keras-exact arithmetic and Keras's defaults (parity mode); otherwise the
+    stock torch optimizer with torch's defaults where the spec leaves a value unset (native).
+    """
+    defaults = (KERAS_DEFAULTS if exact else TORCH_DEFAULTS)[spec.name]
+    lr = spec.lr if spec.lr is not None else defaults["lr"]
+    groups = _groups(model, recipe)
+    if exact:
+        for g in groups:
+            g["coupled_weight_decay"], g["weight_decay"] = g.pop("coupled"), g.pop("decoupled") or None
+        if spec.name == "sgd":
+            return KerasSGD(groups, lr=lr, momentum=spec.momentum)
+        adam = {k: getattr(spec, k) for k in ("beta_1", "beta_2", "epsilon") if getattr(spec, k) is not None}
+        return KerasAdam(groups, lr=lr, **adam)
+    if spec.name == "sgd":
+        for g in groups:
+            g["weight_decay"], g["decoupled_weight_decay"] = g.pop("coupled"), g.pop("decoupled")
+        return SGDW(groups, lr=lr, momentum=spec.momentum)
+    if any(g["coupled"] for g in groups) and any(g["decoupled"] for g in groups):
+        raise ValueError(f"recipe {recipe.name!r} mixes coupled and decoupled decay; no torch Adam does both")
+    decoupled = spec.name == "adamw" or any(g["decoupled"] for g in groups)
+    for g in groups:
+        c, d = g.pop("coupled"), g.pop("decoupled")
+        g["weight_decay"] = d if decoupled else c
+    kwargs = {"lr": lr}
+    if spec.beta_1 is not None or spec.beta_2 is not None:
+        kwargs["betas"] = (spec.beta_1 if spec.beta_1 is not None else 0.9,
+                           spec.beta_2 if spec.beta_2 is not None else 0.999)
+    if spec.epsilon is not None:
+        kwargs["eps"] = spec.epsilon
+    return (torch.optim.AdamW if decoupled else torch.optim.Adam)(groups, **kwargs)

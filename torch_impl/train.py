@@ -1,0 +1,105 @@
+"""A training loop that mirrors Keras's ``model.fit`` (mirror: keras_impl/train.py).
+
+Per batch it minimizes the mean data loss plus the L2 penalty at the pre-update
+weights, keeps the partial last batch, and reports per epoch the batch-size-
+weighted means that Keras's history reports. The batch order is the caller's:
+one index permutation per epoch, so that both frameworks see identical batches.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from torch_impl.l2 import coefficients as l2_coefficients
+from torch_impl.recipes import Recipe
+from torch_impl.weights import export_weights
+
+
+@dataclass
+class FitResult:
+    """Per-epoch history (loss, data_loss, penalty, accuracy, test_accuracy) and, when
+    asked, the canonical weights after every step."""
+
+    history: list[dict] = field(default_factory=list)
+    steps: list[dict[str, np.ndarray]] | None = None
+
+
+def to_tensor(x: np.ndarray, model_name: str, dtype: torch.dtype, device="cpu") -> torch.Tensor:
+    """NumPy images (N, 28, 28, 1) to the model's input: (N, 784) or NCHW (N, 1, 28, 28)."""
+    if model_name == "cnn":
+        x = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
+    else:
+        x = x.reshape(len(x), -1)
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
+
+
+def _penalty_fn(model: nn.Module, coefficients: dict[str, float]) -> Callable[[], torch.Tensor] | None:
+    if not coefficients:
+        return None
+    params = dict(model.named_parameters())
+    terms = [(params[name], lam) for name, lam in coefficients.items()]
+    return lambda: sum(lam * p.square().sum() for p, lam in terms)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
+    model.eval()
+    correct = sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()) for i in range(0, len(x), batch))
+    model.train()
+    return correct / len(x)
+
+
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
+        batch_size: int, order: Sequence[np.ndarray], recipe: Recipe | None = None,
+        x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
+        capture_steps: bool = False, on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
+    """Train ``model`` over ``order`` (one permutation of range(len(x)) per epoch).
+
+    ``recipe.penalty`` is added to the loss; coupled/decoupled decay live in ``optimizer``.
+    The history's ``penalty`` is always Keras's Σ λ·Σw² over ``model``'s L2 coefficients at the
+    pre-update weights (measured, not minimized, when the recipe does not put it in the loss),
+    so that ``loss`` means what Keras's history means whatever the recipe.
+    """
+    in_loss = _penalty_fn(model, recipe.penalty if recipe is not None else {})
+    reported = in_loss if in_loss is not None else _penalty_fn(model, l2_coefficients(model))
+    result = FitResult(steps=[] if capture_steps else None)
+    model.train()
+    for epoch, perm in enumerate(order):
+        perm_t = torch.as_tensor(perm, device=x.device)
+        # Accumulate on-device (no per-step sync); weighted by batch size, as Keras's metrics.
+        sums = torch.zeros(4, dtype=torch.float64, device=x.device)  # loss, data, penalty, correct
+        for start in range(0, len(perm), batch_size):
+            idx = perm_t[start:start + batch_size]  # the partial last batch is kept
+            xb, yb = x[idx], y[idx]
+            logits = model(xb)
+            data_loss = F.cross_entropy(logits, yb)  # mean over the batch; softmax on logits
+            if in_loss is not None:
+                pen = in_loss()
+                loss = data_loss + pen  # penalty at the pre-update weights, not divided by batch size
+            else:
+                with torch.no_grad():
+                    pen = reported() if reported is not None else torch.zeros((), dtype=data_loss.dtype)
+                loss = data_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                n = len(idx)
+                sums += torch.stack([(data_loss.detach() + pen.detach()) * n, data_loss.detach() * n, pen.detach() * n,
+                                     (logits.argmax(1) == yb).sum()]).to(torch.float64)
+            if capture_steps:
+                result.steps.append(export_weights(model))
+        loss_sum, data_sum, pen_sum, correct = sums.tolist()
+        row = {"epoch": epoch + 1, "loss": loss_sum / len(perm), "data_loss": data_sum / len(perm),
+               "penalty": pen_sum / len(perm), "accuracy": correct / len(perm)}
+        if x_test is not None:
+            row["test_accuracy"] = accuracy(model, x_test, y_test)
+        result.history.append(row)
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+    return result
