@@ -10,11 +10,16 @@ import keras
 _CLASSES = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW}
 
 
-def make_optimizer(spec, config: str) -> keras.optimizers.Optimizer:
+def make_optimizer(spec, config: str, model: keras.Model | None = None) -> keras.optimizers.Optimizer:
     """The Keras optimizer for ``spec`` (comparisons.spec.OptimizerSpec) under Keras config ``config``.
 
     The optimizer's ``weight_decay`` is used when the config is ``wd`` (and by AdamW always,
-    as in Keras); ``exclude_bias`` calls ``exclude_from_weight_decay(var_names=["bias"])``.
+    as in Keras); ``exclude_bias`` excludes ``model``'s bias variables from it.
+
+    We exclude by ``var_list``, not ``var_names=["bias"]``: on the TensorFlow backend the
+    name pattern is matched against the full variable name ("mlp_bias/hidden/kernel:0"),
+    so in a model or layer whose name contains "bias" it silently excludes the kernels too
+    (shown in tests/test_keras_training.py).
     """
     kwargs = {}
     if spec.lr is not None:
@@ -29,5 +34,7 @@ def make_optimizer(spec, config: str) -> keras.optimizers.Optimizer:
         raise ValueError("Keras config 'wd' needs an optimizer weight_decay")
     optimizer = _CLASSES[spec.name](**kwargs)
     if spec.exclude_bias:
-        optimizer.exclude_from_weight_decay(var_names=["bias"])
+        if model is None:
+            raise ValueError("exclude_bias needs the model whose biases to exclude")
+        optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_weights if v.name == "bias"])
     return optimizer
