@@ -1,0 +1,97 @@
+"""The Keras-exact optimizers against their definitions, and the recipes' decay placement."""
+import math
+
+import pytest
+import torch
+
+import torch_impl
+from comparisons.spec import OptimizerSpec
+from torch_impl import optim, recipes
+
+
+def _param(values):
+    return torch.nn.Parameter(torch.tensor(values, dtype=torch.float64))
+
+
+def _grads(steps, n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, generator=g, dtype=torch.float64) for _ in range(steps)]
+
+
+def test_keras_adam_equals_torch_adam_with_step_dependent_eps():
+    """KerasAdam ≡ torch Adam with eps_t = ε/√(1−β2ᵗ): ε sits outside the bias correction."""
+    eps, b2 = 1e-3, 0.999  # a large ε, so that its placement matters
+    ours, ref = _param([0.5, -1.0, 2.0]), _param([0.5, -1.0, 2.0])
+    keras_adam = optim.KerasAdam([ours], lr=0.01, epsilon=eps)
+    torch_adam = torch.optim.Adam([ref], lr=0.01, eps=eps)
+    for t, g in enumerate(_grads(20), start=1):
+        torch_adam.param_groups[0]["eps"] = eps / math.sqrt(1 - b2**t)
+        ours.grad, ref.grad = g.clone(), g.clone()
+        keras_adam.step()
+        torch_adam.step()
+        torch.testing.assert_close(ours, ref, rtol=0, atol=1e-14, msg=f"step {t}")
+    # ...and a constant torch eps does not reproduce it.
+    stock, ours2 = _param([0.5, -1.0, 2.0]), _param([0.5, -1.0, 2.0])
+    a, b = torch.optim.Adam([stock], lr=0.01, eps=eps), optim.KerasAdam([ours2], lr=0.01, epsilon=eps)
+    for g in _grads(20):
+        stock.grad, ours2.grad = g.clone(), g.clone()
+        a.step()
+        b.step()
+    assert (stock - ours2).abs().max() > 1e-4
+
+
+def test_keras_sgd_momentum_form():
+    """m = μ·m − lr·g; w += m (Keras), equal to torch's b = μ·b + g; w −= lr·b up to rounding."""
+    ours, ref = _param([1.0, 2.0, 3.0]), _param([1.0, 2.0, 3.0])
+    keras_sgd = optim.KerasSGD([ours], lr=0.1, momentum=0.9)
+    torch_sgd = torch.optim.SGD([ref], lr=0.1, momentum=0.9)
+    m = torch.zeros(3, dtype=torch.float64)
+    w = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    for g in _grads(10):
+        m = 0.9 * m - 0.1 * g
+        w = w + m
+        ours.grad, ref.grad = g.clone(), g.clone()
+        keras_sgd.step()
+        torch_sgd.step()
+        torch.testing.assert_close(ours.detach(), w, rtol=0, atol=0)  # bit for bit the Keras formula
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("cls,kwargs", [(optim.KerasSGD, {"lr": 0.1}), (optim.KerasAdam, {"lr": 0.1})])
+def test_keras_weight_decay_is_decoupled_and_per_group(cls, kwargs):
+    decayed, excluded = _param([2.0]), _param([2.0])
+    opt = cls([{"params": [decayed], "weight_decay": 0.5}, {"params": [excluded], "weight_decay": None}], **kwargs)
+    decayed.grad, excluded.grad = torch.zeros(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    opt.step()
+    # A zero gradient moves nothing, so only the decay w −= w·wd·lr shows: 2 − 2·0.5·0.1 = 1.9.
+    assert decayed.item() == pytest.approx(1.9, abs=1e-15)
+    assert excluded.item() == 2.0
+
+
+def test_recipes_put_decay_on_the_right_tensors():
+    model = torch_impl.build_model("mlp_bias", l2=0.01)
+    everything = [n for n, _ in model.named_parameters()]
+    regularized = {"hidden.weight", "hidden.bias", "out.bias"}
+    assert recipes.build("penalty", model).penalty == {n: 0.01 for n in regularized}
+    assert recipes.build("coupled", model).coupled == {n: 0.02 for n in regularized}
+    assert recipes.build("decoupled", model).decoupled == {n: 0.02 for n in regularized}
+    wd = recipes.build("decoupled", model, weight_decay=0.1, exclude_bias=True).decoupled
+    assert wd == {"hidden.weight": 0.1, "out.weight": 0.1}
+    assert recipes.build("naive_wd", model, l2=0.01).coupled == {n: 0.01 for n in everything}
+    assert recipes.build("naive_adamw", model, l2=0.01).decoupled == {n: 0.01 for n in everything}
+    assert recipes.build("none", model) == recipes.Recipe("none")
+    with pytest.raises(ValueError, match="unknown torch recipe 'l1'.*penalty"):
+        recipes.build("l1", model)
+
+
+def test_native_optimizers_use_torch_classes_and_defaults():
+    model = torch_impl.build_model("mlp", l2=0.01)
+    coupled = optim.make_optimizer(model, recipes.build("coupled", model), OptimizerSpec("adam"), exact=False)
+    assert type(coupled) is torch.optim.Adam and coupled.defaults["eps"] == 1e-8
+    assert sorted(g["weight_decay"] for g in coupled.param_groups) == [0.0, 0.02]
+    adamw = optim.make_optimizer(model, recipes.build("naive_adamw", model, l2=0.01), OptimizerSpec("adam"), exact=False)
+    assert type(adamw) is torch.optim.AdamW and [g["weight_decay"] for g in adamw.param_groups] == [0.01]
+    sgd = optim.make_optimizer(model, recipes.build("penalty", model), OptimizerSpec("sgd"), exact=False)
+    assert sgd.defaults["lr"] == 1e-3  # torch's SGD default; Keras's is 0.01
+    exact = optim.make_optimizer(model, recipes.build("penalty", model), OptimizerSpec("sgd"), exact=True)
+    assert isinstance(exact, optim.KerasSGD) and exact.defaults["lr"] == 0.01
