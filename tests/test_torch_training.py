@@ -23,7 +23,7 @@ def test_history_reports_keras_loss_whatever_the_recipe(recipe_name):
     x, y = _data()
     row = train.fit(model, opt, x, y, batch_size=32, order=[np.arange(70)], recipe=recipe, x_test=x, y_test=y).history[0]
     assert row["loss"] == pytest.approx(row["data_loss"] + row["penalty"], abs=1e-6)
-    assert row["penalty"] == pytest.approx(float(torch_l2.penalty(model)), rel=1e-5)
+    assert row["penalty"] == pytest.approx(torch_l2.penalty(model).item(), rel=1e-5)
     assert 0 <= row["test_accuracy"] <= 1
 
 
