@@ -1,0 +1,91 @@
+"""What a worker returns for one run, and the framework-neutral facts every record shares.
+
+A worker builds the framework-specific part (history, norms, timings, versions);
+``finish`` adds the spec, key, commit and time, and makes it JSON-safe.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import time
+from functools import lru_cache
+
+import numpy as np
+
+# The tensors the article's Keras models regularize, by canonical name. Used to report the
+# regularized Σw² of every run, whatever its λ or recipe, so runs can be compared.
+REGULARIZED = {
+    "mlp": ("hidden/kernel",),
+    "mlp_bias": ("hidden/kernel", "hidden/bias", "out/bias"),
+    "cnn": ("conv1/kernel", "conv2/kernel"),
+}
+
+
+class Diverged(Exception):
+    """Raised from an epoch callback when the loss is no longer finite."""
+
+
+def check_finite(epoch: int, row: dict) -> None:
+    if not math.isfinite(row["loss"]):
+        raise Diverged(f"loss became {row['loss']} in epoch {epoch + 1}")
+
+
+def norms_of(weights: dict[str, np.ndarray]) -> dict[str, float]:
+    """L2 norm of every tensor (canonical names)."""
+    return {name: float(np.linalg.norm(np.asarray(w, dtype=np.float64))) for name, w in weights.items()}
+
+
+def regularized_sq(model: str, norms: dict[str, float]) -> float:
+    return float(sum(norms[name] ** 2 for name in REGULARIZED[model]))
+
+
+def summary(model: str, history: list[dict], weights: dict[str, np.ndarray], wall: float, steps: int,
+            diverged: str | None) -> dict:
+    """The framework-neutral part of a worker's output."""
+    norms = norms_of(weights)
+    last = history[-1] if history else {}
+    return {
+        "status": "diverged" if diverged else "ok",
+        "diverged": diverged,
+        "history": history,
+        "norms": norms,
+        "regularized_sq": regularized_sq(model, norms),
+        "final": {k: last.get(k) for k in ("loss", "data_loss", "penalty", "accuracy", "test_accuracy")},
+        "wall_time_s": wall,
+        "steps": steps,
+        "steps_per_s": steps / wall if wall > 0 else None,
+    }
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=os.path.dirname(os.path.abspath(__file__)))
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def json_safe(value):
+    """NaN/inf to None, NumPy scalars to Python: the store refuses NaN."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def finish(spec, output: dict) -> dict:
+    """The stored record: spec, key, seed, commit, machine, plus the worker's output."""
+    record = {"key": spec.key, "spec": spec.to_dict(), "seed": spec.seed, "commit": git_commit(),
+              "machine": platform.machine(), "python": platform.python_version(),
+              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **output}
+    return json_safe(record)

@@ -1,0 +1,69 @@
+"""Run one RunSpec on the Keras side (mirror: torch_impl/worker.py).
+
+The harness calls these in a worker process of their own; they take and return
+only plain dicts and NumPy arrays.
+"""
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+import keras_impl
+from comparisons import records
+from comparisons.data import load
+from comparisons.seeds import derive, epoch_orders
+from comparisons.spec import RunSpec
+from keras_impl import optim, recipes, seeding, train
+from keras_impl.weights import export_weights
+
+FRAMEWORK = "keras"
+
+
+def versions() -> dict:
+    import tensorflow as tf
+
+    return {"keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__}
+
+
+def device() -> str:
+    import tensorflow as tf
+
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+def _build(spec: RunSpec) -> keras.Model:
+    seeding.seed_everything(derive(spec.seed, "init"))
+    return keras_impl.build_model(spec.model, l2=recipes.model_l2(spec.regularization, spec.l2), dtype=spec.dtype)
+
+
+def initial_weights(spec_dict: dict) -> dict[str, np.ndarray]:
+    """Keras's initial weights for this spec (what parity mode gives torch to start from)."""
+    spec = RunSpec.from_dict(spec_dict)
+    with train.floatx(spec.dtype):
+        return export_weights(_build(spec))
+
+
+def run(spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
+    """Train as the spec says; Keras starts from its own initializers in both modes."""
+    spec = RunSpec.from_dict(spec_dict)
+    data = load(spec.dataset)
+    x = train.to_array(data.x_train, spec.model, spec.dtype)
+    x_test = train.to_array(data.x_test, spec.model, spec.dtype)
+    order = epoch_orders(len(x), spec.epochs, spec.seed)
+    with train.floatx(spec.dtype):
+        model = _build(spec)
+        train.compile_model(model, optim.make_optimizer(spec.optimizer, spec.regularization, model))
+        diverged, history = None, []
+        start = time.perf_counter()
+        try:
+            train.fit(model, x, data.y_train, batch_size=spec.batch_size, order=order, x_test=x_test,
+                      y_test=data.y_test, on_epoch=lambda e, row: (history.append(row), records.check_finite(e, row)))
+        except records.Diverged as exc:
+            diverged = str(exc)
+        wall = time.perf_counter() - start
+    steps = len(history) * -(-len(x) // spec.batch_size)
+    out = records.summary(spec.model, history, export_weights(model), wall, steps, diverged)
+    return {"framework": FRAMEWORK, "backend": keras.backend.backend(), "versions": versions(),
+            "device": device(), **out}
