@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test install clean
+.PHONY: test test-slow results bench install clean
 
 install: $(STAMP)
 
@@ -16,6 +16,18 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests comparisons
+
+# Opt-in: long parity trajectories and other tests marked slow.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow tests comparisons
+
+# Every table and plot in results/, on the embedded digits data. Resumable: runs
+# already recorded in results/runs.jsonl are reused (add ARGS=--force to redo them).
+results: $(STAMP)
+	$(BIN)/l2compare run all $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/l2compare bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -11,6 +11,7 @@ frameworks (in-process), so the harness runs it in a worker, never in its parent
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -18,6 +19,30 @@ import numpy as np
 
 from comparisons.seeds import derive, epoch_orders
 from comparisons.spec import OptimizerSpec, SpecError, _choice
+
+# Hyperparameters per dtype. float32: the article's setting (λ = 0.01, Keras's defaults).
+# float64: powers of two, exact in float32, because TensorFlow casts Python-float
+# hyperparameters through float32 (a float64 port would otherwise differ by that rounding).
+ADAM64 = dict(beta_1=0.875, beta_2=1 - 2**-10, epsilon=2**-20)
+PRESETS = {
+    "float32": {
+        "l2": 0.01, "weight_decay": 0.004,
+        "optimizers": {"sgd": OptimizerSpec("sgd", lr=0.01), "momentum": OptimizerSpec("sgd", lr=0.01, momentum=0.9),
+                       "adam": OptimizerSpec("adam"), "adamw": OptimizerSpec("adamw", weight_decay=0.004)},
+    },
+    "float64": {
+        "l2": 2**-7, "weight_decay": 2**-4,
+        "optimizers": {"sgd": OptimizerSpec("sgd", lr=2**-5), "momentum": OptimizerSpec("sgd", lr=2**-5, momentum=0.875),
+                       "adam": OptimizerSpec("adam", lr=2**-10, **ADAM64),
+                       "adamw": OptimizerSpec("adamw", lr=2**-10, weight_decay=2**-4, **ADAM64)},
+    },
+}
+
+
+def preset_optimizer(label: str, dtype: str, **changes) -> OptimizerSpec:
+    """The preset optimizer ``label`` (sgd, momentum, adam, adamw) for ``dtype``, with changes."""
+    return dataclasses.replace(PRESETS[dtype]["optimizers"][label], **changes)
+
 
 # max |Δw| at or below this is "exact" (the same computation up to rounding); above
 # CLOSE it is "wrong" (a different computation); in between, "close".
@@ -112,6 +137,21 @@ def parity_data(n_samples: int, dataset: str = "article"):
     return data.x_train[:n_samples], data.y_train[:n_samples]
 
 
+def _keras_side(case: ParityCase) -> ParityCase:
+    """The case with its torch-only fields neutral: cases that share this share a Keras run."""
+    return dataclasses.replace(case, recipe="penalty", torch_optimizer="keras", torch_epsilon=None,
+                               torch_l2_scale=1.0, flatten="keras")
+
+
+@functools.lru_cache(maxsize=8)
+def _keras_trajectory(keras_case: ParityCase):
+    """Keras's initial weights and per-step trajectory, computed once for all torch recipes
+    compared against it (a Keras run costs ~10× a torch one here). Read-only for callers."""
+    x, y = parity_data(keras_case.n_samples, keras_case.dataset)
+    order = epoch_orders(len(x), keras_case.epochs, keras_case.seed)
+    return _run_keras(keras_case, x, y, order)
+
+
 def _run_keras(case: ParityCase, x, y, order):
     import keras_impl
     from keras_impl import optim, recipes, seeding, train
@@ -158,7 +198,7 @@ def run(case: ParityCase) -> ParityResult:
     """Train both sides for ``case.epochs`` epochs and compare them after every step."""
     x, y = parity_data(case.n_samples, case.dataset)
     order = epoch_orders(len(x), case.epochs, case.seed)
-    initial, keras_result = _run_keras(case, x, y, order)
+    initial, keras_result = _keras_trajectory(_keras_side(case))
     torch_result = _run_torch(case, initial, x, y, order)
     tensors = list(initial)
     max_dw = np.array([[np.abs(k[name] - t[name]).max() for name in tensors]

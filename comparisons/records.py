@@ -11,6 +11,7 @@ import platform
 import subprocess
 import time
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -30,6 +31,19 @@ class Diverged(Exception):
 def check_finite(epoch: int, row: dict) -> None:
     if not math.isfinite(row["loss"]):
         raise Diverged(f"loss became {row['loss']} in epoch {epoch + 1}")
+
+
+def epoch_recorder(model: str, history: list[dict], export: Callable[[], dict[str, np.ndarray]]):
+    """An ``on_epoch`` callback: add per-tensor norms and the regularized Σw² to the epoch's row,
+    keep the row, and stop the run (``Diverged``) once the loss is not finite."""
+
+    def on_epoch(epoch: int, row: dict) -> None:
+        row["norms"] = norms_of(export())
+        row["regularized_sq"] = regularized_sq(model, row["norms"])
+        history.append(row)
+        check_finite(epoch, row)
+
+    return on_epoch
 
 
 def norms_of(weights: dict[str, np.ndarray]) -> dict[str, float]:

@@ -2,40 +2,18 @@
 
 Every case starts both frameworks from Keras's initial weights, feeds the same
 batches (100 samples of the article's random data, batch 32: a partial batch of 4
-every epoch), and compares
-every tensor after every one of 52 steps (13 epochs). Equivalence asserts
+every epoch), and compares every tensor after every one of 52 steps (13 epochs). Equivalence asserts
 max |Δw| ≤ 1e-12 in float64 and ≤ 1e-5 in float32, and the same for the losses
 Keras reports. float64 cases use hyperparameters representable in float32,
 because TensorFlow casts Python-float hyperparameters through float32.
 """
 import pytest
 
-from comparisons.parity import EXACT, ParityCase, run
-from comparisons.spec import OptimizerSpec as Opt
+from comparisons.parity import EXACT, PRESETS, ParityCase, preset_optimizer, run
 
-# The article's setting (float32): λ = 0.01 and Keras's default hyperparameters.
-F32 = {
-    "sgd": Opt("sgd", lr=0.01),
-    "momentum": Opt("sgd", lr=0.01, momentum=0.9),
-    "adam": Opt("adam"),
-    "adamw": Opt("adamw", weight_decay=0.004),
-}
-# float64: powers of two (exact in float32), so both sides see the same hyperparameters.
-ADAM64 = dict(beta_1=0.875, beta_2=1 - 2**-10, epsilon=2**-20)
-F64 = {
-    "sgd": Opt("sgd", lr=2**-5),
-    "momentum": Opt("sgd", lr=2**-5, momentum=0.875),
-    "adam": Opt("adam", lr=2**-10, **ADAM64),
-    "adamw": Opt("adamw", lr=2**-10, weight_decay=2**-4, **ADAM64),
-}
-LAMBDA = {"float32": 0.01, "float64": 2**-7}
-WD = {"float32": 0.004, "float64": 2**-4}
-
-
-def _optimizer(label, dtype, **changes):
-    import dataclasses
-
-    return dataclasses.replace((F64 if dtype == "float64" else F32)[label], **changes)
+LAMBDA = {dtype: PRESETS[dtype]["l2"] for dtype in PRESETS}
+WD = {dtype: PRESETS[dtype]["weight_decay"] for dtype in PRESETS}
+F32, F64 = PRESETS["float32"]["optimizers"], PRESETS["float64"]["optimizers"]
 
 
 def assert_equivalent(result):
@@ -56,7 +34,7 @@ def assert_not_equivalent(result, margin):
 @pytest.mark.parametrize("recipe", ["penalty", "coupled"])
 @pytest.mark.parametrize("model", ["mlp", "cnn", "mlp_bias"])
 def test_keras_l2_equals_torch_penalty_and_coupled(model, recipe, optimizer, dtype):
-    case = ParityCase(model=model, keras_config="l2", recipe=recipe, optimizer=_optimizer(optimizer, dtype),
+    case = ParityCase(model=model, keras_config="l2", recipe=recipe, optimizer=preset_optimizer(optimizer, dtype),
                       l2=LAMBDA[dtype], dtype=dtype)
     assert_equivalent(run(case))
 
@@ -66,7 +44,7 @@ def test_keras_l2_equals_torch_penalty_and_coupled(model, recipe, optimizer, dty
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])
 def test_keras_weight_decay_equals_torch_decoupled(optimizer, exclude_bias, dtype):
     # mlp_bias: a model whose name contains "bias", where Keras's var_names=["bias"] would misfire.
-    opt = _optimizer(optimizer, dtype, weight_decay=WD[dtype], exclude_bias=exclude_bias)
+    opt = preset_optimizer(optimizer, dtype, weight_decay=WD[dtype], exclude_bias=exclude_bias)
     case = ParityCase(model="mlp_bias", keras_config="wd", recipe="decoupled", optimizer=opt,
                       l2=LAMBDA[dtype], dtype=dtype)
     assert_equivalent(run(case))
@@ -147,7 +125,7 @@ def test_float32_rounding_flips_relu_kinks_on_digits_but_float64_stays_exact():
 @pytest.mark.parametrize("model", ["mlp", "cnn", "mlp_bias"])
 def test_long_trajectories_stay_equivalent(model, optimizer, dtype):
     # 500 steps over 1000 samples: rounding differences must not grow into divergence.
-    case = ParityCase(model=model, recipe="penalty", optimizer=_optimizer(optimizer, dtype), l2=LAMBDA[dtype],
+    case = ParityCase(model=model, recipe="penalty", optimizer=preset_optimizer(optimizer, dtype), l2=LAMBDA[dtype],
                       dtype=dtype, steps=500, n_samples=1000)
     result = run(case)
     tol = {"float32": 1e-4, "float64": 1e-12}[dtype]  # float32 noise accumulates over 500 steps

@@ -64,7 +64,7 @@ def run(spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
     start = time.perf_counter()
     try:
         train.fit(model, optimizer, x, y, batch_size=spec.batch_size, order=order, recipe=recipe, x_test=x_test,
-                  y_test=y_test, on_epoch=lambda e, row: (history.append(row), records.check_finite(e, row)))
+                  y_test=y_test, on_epoch=records.epoch_recorder(spec.model, history, lambda: export_weights(model)))
     except records.Diverged as exc:
         diverged = str(exc)
     wall = time.perf_counter() - start

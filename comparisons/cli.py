@@ -1,0 +1,190 @@
+"""The ``l2compare`` command: run experiments, rebuild reports, compare a configuration of your own.
+
+User mistakes (an unknown model, recipe or data set, a negative λ, zero epochs...)
+end with one line on stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from comparisons import __version__, experiments
+from comparisons.data import DATASETS, DatasetError, load, validate_name
+from comparisons.spec import MODELS, MODES, DTYPES, KERAS_CONFIGS, OPTIMIZERS, TORCH_RECIPES, SpecError
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A user mistake: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not usage + message
+        raise UsageError(message)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """"3" means seeds 0, 1, 2; "0,5,7" means exactly those."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes a count (3) or a list (0,5,7), got {text!r}") from None
+    if not values or any(v < 0 for v in values) or (len(values) == 1 and "," not in text and values[0] < 1):
+        raise argparse.ArgumentTypeError(f"--seeds must be a count >= 1 or a list of seeds >= 0, got {text!r}")
+    return tuple(range(values[0])) if len(values) == 1 and "," not in text else tuple(values)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _lambda(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"λ must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"λ must be finite and >= 0, got {text!r}")
+    return value
+
+
+def _dataset(text: str) -> str:
+    try:
+        return validate_name(text)
+    except DatasetError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="l2compare", description="Compare L2 regularization in Keras and PyTorch, side by side.")
+    parser.add_argument("--version", action="version", version=f"l2compare {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(p, seeds_default="3"):
+        p.add_argument("--dataset", type=_dataset, default="digits",
+                       help=f"{', '.join(DATASETS)} or npz:PATH (default: digits, embedded, offline)")
+        p.add_argument("--seeds", type=_seeds, default=_seeds(seeds_default), help="a count (3) or a list (0,5,7)")
+        p.add_argument("--epochs", type=_positive_int, default=10)
+        p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
+        p.add_argument("--threads", type=_positive_int, default=1, help="threads per framework worker (same for both)")
+        p.add_argument("--force", action="store_true", help="rerun runs already recorded")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    run = sub.add_parser("run", help="run experiments and write their tables and plots")
+    run.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
+                     help=f"{', '.join(experiments.ALL)}, or all")
+    common(run)
+
+    report = sub.add_parser("report", help="rebuild tables and plots from the recorded runs")
+    report.add_argument("--out", type=Path, default=Path("results"))
+
+    sub.add_parser("list", help="list experiments, models, recipes and data sets")
+
+    compare = sub.add_parser("compare", help="one configuration of your own: Keras config vs torch recipes")
+    compare.add_argument("--model", choices=MODELS, default="mlp")
+    compare.add_argument("--l2", type=_lambda, default=0.01, help="λ (default 0.01)")
+    compare.add_argument("--keras", choices=KERAS_CONFIGS, default="l2", help="Keras config (default l2)")
+    compare.add_argument("--recipes", default="penalty", help=f"comma-separated: {', '.join(TORCH_RECIPES)}")
+    compare.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    compare.add_argument("--lr", type=_lambda, default=None)
+    compare.add_argument("--momentum", type=_lambda, default=0.0)
+    compare.add_argument("--weight-decay", type=_lambda, default=None)
+    compare.add_argument("--mode", choices=MODES, default="native")
+    compare.add_argument("--dtype", choices=DTYPES, default="float32")
+    compare.add_argument("--batch-size", type=_positive_int, default=32)
+    common(compare, seeds_default="1")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (UsageError, SpecError, DatasetError) as exc:
+        print(f"l2compare: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nl2compare: interrupted; every finished run is saved — run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+
+
+def _experiment_names(names: list[str]) -> list[str]:
+    if "all" in names:
+        return list(experiments.ALL)
+    unknown = [n for n in names if n not in experiments.ALL]
+    if unknown:
+        raise UsageError(f"unknown experiment {unknown[0]!r}; allowed: {', '.join(experiments.ALL)}, all")
+    return list(dict.fromkeys(names))
+
+
+def _check_data(name: str) -> None:
+    if name != "digits":  # digits ships with scikit-learn; others may need a file or a download
+        load(name)
+
+
+def cmd_run(args) -> int:
+    from comparisons import pipeline
+
+    names = _experiment_names(args.experiments)
+    _check_data(args.dataset)
+    settings = experiments.Settings(dataset=args.dataset, seeds=args.seeds, epochs=args.epochs)
+    return pipeline.run_and_report(names, settings, args.out, threads=args.threads, force=args.force,
+                                    progress=not args.no_progress)
+
+
+def cmd_report(args) -> int:
+    from comparisons import pipeline
+
+    written = pipeline.report(args.out)
+    print(f"wrote {len(written)} files under {args.out}/")
+    return 0
+
+
+def cmd_list(args) -> int:
+    print("experiments:")
+    for name, (description, _) in experiments.EXPERIMENTS.items():
+        print(f"  {name:8s} {description}")
+    print("  parity   verdict table: Keras config × optimizer against every torch recipe, float32 and float64")
+    print(f"models:        {', '.join(MODELS)}")
+    print(f"Keras configs: {', '.join(KERAS_CONFIGS)}")
+    print(f"torch recipes: {', '.join(TORCH_RECIPES)}")
+    print(f"optimizers:    {', '.join(OPTIMIZERS)}")
+    print(f"data sets:     {', '.join(DATASETS)}, npz:PATH")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from comparisons import pipeline
+    from comparisons.spec import OptimizerSpec, RunSpec
+
+    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    for r in recipes:
+        if r not in TORCH_RECIPES:
+            raise UsageError(f"unknown torch recipe {r!r}; allowed: {', '.join(TORCH_RECIPES)}")
+    _check_data(args.dataset)
+    optimizer = OptimizerSpec(args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    common = dict(model=args.model, l2=args.l2, optimizer=optimizer, mode=args.mode, dataset=args.dataset,
+                  epochs=args.epochs, batch_size=args.batch_size, dtype=args.dtype)
+    specs = []
+    for seed in args.seeds:
+        specs.append(RunSpec(framework="keras", regularization=args.keras, seed=seed, **common))
+        specs += [RunSpec(framework="torch", regularization=r, seed=seed, **common) for r in recipes]
+    return pipeline.compare(specs, args.out, threads=args.threads, force=args.force, progress=not args.no_progress)
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "compare": cmd_compare}
+
+if __name__ == "__main__":
+    sys.exit(main())
