@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list experiments, models, recipes and data sets")
 
+    bench = sub.add_parser("bench", help="time the suite's training loops against minimal ones; write bench.md")
+    bench.add_argument("--out", type=Path, default=Path("results"))
+    bench.add_argument("--repeats", type=_positive_int, default=5)
+    bench.add_argument("--epochs", type=_positive_int, default=2, help="timed epochs per measurement")
+    bench.add_argument("--models", default="mlp,cnn", help="comma-separated models")
+    bench.add_argument("--threads", type=_positive_int, default=1)
+
     compare = sub.add_parser("compare", help="one configuration of your own: Keras config vs torch recipes")
     compare.add_argument("--model", choices=MODELS, default="mlp")
     compare.add_argument("--l2", type=_lambda, default=0.01, help="λ (default 0.01)")
@@ -165,6 +172,20 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from comparisons import bench
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    for m in models:
+        if m not in MODELS:
+            raise UsageError(f"unknown model {m!r}; allowed: {', '.join(MODELS)}")
+    start = time.perf_counter()
+    path = bench.run(args.out, repeats=args.repeats, epochs=args.epochs, threads=args.threads, models=models)
+    print(path.read_text())
+    print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from comparisons import pipeline
     from comparisons.spec import OptimizerSpec, RunSpec
@@ -184,7 +205,7 @@ def cmd_compare(args) -> int:
     return pipeline.compare(specs, args.out, threads=args.threads, force=args.force, progress=not args.no_progress)
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "compare": cmd_compare}
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "compare": cmd_compare, "bench": cmd_bench}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,13 +13,21 @@ from dataclasses import asdict, dataclass
 
 from comparisons.parity import PRESETS, ParityCase, preset_optimizer
 
-MODEL = "mlp"
-# (Keras config, optimizer label, exclude biases from weight decay)
+# (model, Keras config, optimizer label, exclude biases from weight decay). mlp regularizes the
+# first kernel only; mlp_bias adds bias regularizers (kernel and bias on the first Dense, bias on the output).
 ROWS = (
-    ("l2", "sgd", False), ("l2", "momentum", False), ("l2", "adam", False),
-    ("wd", "sgd", False), ("wd", "momentum", False), ("wd", "adam", False), ("wd", "adamw", False),
-    ("wd", "adamw", True),
+    ("mlp", "l2", "sgd", False), ("mlp", "l2", "momentum", False), ("mlp", "l2", "adam", False),
+    ("mlp_bias", "l2", "sgd", False), ("mlp_bias", "l2", "momentum", False), ("mlp_bias", "l2", "adam", False),
+    ("mlp", "wd", "sgd", False), ("mlp", "wd", "momentum", False), ("mlp", "wd", "adam", False),
+    ("mlp", "wd", "adamw", False), ("mlp", "wd", "adamw", True),
 )
+# Mistakes outside the grid (their own records, `extra: true`), in the float32 article setting
+# and in float64: λ instead of 2λ, no Flatten permutation. (A constant torch ε is the grid's
+# `stock_torch` column on the Adam rows.)
+EXTRAS = {
+    "lambda_not_2lambda": dict(model="mlp", recipe="coupled", opt="adam", torch_l2_scale=0.5),
+    "no_flatten_permutation": dict(model="cnn", recipe="penalty", opt="adam", flatten="torch"),
+}
 # Columns: the recipes on Keras-exact optimizers, then `stock_torch`: the row's exact recipe
 # (penalty for l2, decoupled for wd) on torch.optim's own classes at Keras's hyperparameters.
 COLUMNS = ("penalty", "coupled", "decoupled", "naive_wd", "naive_adamw", "stock_torch")
@@ -32,6 +40,7 @@ class Cell:
     column: str
     dtype: str
     case: ParityCase
+    extra: bool = False
 
     @property
     def key(self) -> str:
@@ -39,14 +48,28 @@ class Cell:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def row_label(config: str, optimizer: str, exclude_bias: bool) -> str:
-    return f"{config} / {optimizer}" + (" (biases excluded)" if exclude_bias else "")
+def row_label(model: str, config: str, optimizer: str, exclude_bias: bool) -> str:
+    what = {"l2": "l2 on kernels+biases" if model == "mlp_bias" else "l2 on kernels", "wd": "weight_decay"}[config]
+    return f"{what} / {optimizer}" + (" (biases excluded)" if exclude_bias else "")
+
+
+def extra_cells() -> list[Cell]:
+    out = []
+    for name, settings in EXTRAS.items():
+        for dtype in DTYPES:
+            preset = PRESETS[dtype]
+            kw = dict(settings)
+            optimizer = preset_optimizer(kw.pop("opt"), dtype)
+            case = ParityCase(keras_config="l2", optimizer=optimizer, l2=preset["l2"], dtype=dtype,
+                              torch_epsilon=optimizer.epsilon or 1e-7, **kw)
+            out.append(Cell(f"l2 on kernels / adam ({case.model})", name, dtype, case, extra=True))
+    return out
 
 
 def cells() -> list[Cell]:
     out = []
     # Row, then dtype, then column: consecutive cells share one cached Keras trajectory.
-    for config, label, exclude_bias in ROWS:
+    for model, config, label, exclude_bias in ROWS:
         for dtype in DTYPES:
             for column in COLUMNS:
                 preset = PRESETS[dtype]
@@ -56,12 +79,12 @@ def cells() -> list[Cell]:
                 optimizer = preset_optimizer(label, dtype, **changes)
                 stock = column == "stock_torch"
                 recipe = ("penalty" if config == "l2" else "decoupled") if stock else column
-                case = ParityCase(model=MODEL, keras_config=config, recipe=recipe, optimizer=optimizer,
+                case = ParityCase(model=model, keras_config=config, recipe=recipe, optimizer=optimizer,
                                   l2=preset["l2"], dtype=dtype, torch_optimizer="torch" if stock else "keras",
                                   # stock torch Adam at Keras's ε: the placement of ε is what differs
                                   torch_epsilon=optimizer.epsilon or 1e-7)
-                out.append(Cell(row_label(config, label, exclude_bias), column, dtype, case))
-    return out
+                out.append(Cell(row_label(model, config, label, exclude_bias), column, dtype, case))
+    return out + extra_cells()
 
 
 def run_cell(cell: Cell) -> dict:
@@ -75,7 +98,7 @@ def run_cell(cell: Cell) -> dict:
     result = run(cell.case)
     tensor, step, _ = result.worst_tensor()
     return json_safe({
-        "key": cell.key, "row": cell.row, "column": cell.column, "dtype": cell.dtype,
+        "key": cell.key, "row": cell.row, "column": cell.column, "dtype": cell.dtype, "extra": cell.extra,
         "case": asdict(cell.case), "steps": result.steps, "worst": result.worst, "worst_tensor": tensor,
         "worst_step": step, "per_tensor": dict(zip(result.tensors, result.max_dw.max(0).tolist())),
         "loss_diff": result.loss_diff["loss"], "verdict": result.verdict,

@@ -56,11 +56,12 @@ def regularized_sq(model: str, norms: dict[str, float]) -> float:
 
 
 def summary(model: str, history: list[dict], weights: dict[str, np.ndarray], wall: float, steps: int,
-            diverged: str | None) -> dict:
+            diverged: str | None, initial_norms: dict[str, float]) -> dict:
     """The framework-neutral part of a worker's output."""
     norms = norms_of(weights)
     last = history[-1] if history else {}
     return {
+        "initial_norms": initial_norms,
         "status": "diverged" if diverged else "ok",
         "diverged": diverged,
         "history": history,

@@ -33,6 +33,19 @@ def device() -> str:
     return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
 
 
+def defaults() -> dict:
+    """Keras's own defaults, read off live objects (PORTING.md reports them beside torch's)."""
+    dense = keras.layers.Dense(1)
+
+    def f32(value) -> float:  # Keras stores lr as a float32 variable: 0.01 reads 0.009999999776
+        return float(f"{float(value):.7g}")
+
+    return {"sgd_lr": f32(keras.optimizers.SGD().learning_rate), "adam_lr": f32(keras.optimizers.Adam().learning_rate),
+            "adam_epsilon": keras.optimizers.Adam().epsilon, "adamw_weight_decay": keras.optimizers.AdamW().weight_decay,
+            "kernel_initializer": type(dense.kernel_initializer).__name__,
+            "bias_initializer": type(dense.bias_initializer).__name__}
+
+
 def _build(spec: RunSpec) -> keras.Model:
     seeding.seed_everything(derive(spec.seed, "init"))
     return keras_impl.build_model(spec.model, l2=recipes.model_l2(spec.regularization, spec.l2), dtype=spec.dtype)
@@ -54,6 +67,7 @@ def run(spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
     order = epoch_orders(len(x), spec.epochs, spec.seed)
     with train.floatx(spec.dtype):
         model = _build(spec)
+        initial_norms = records.norms_of(export_weights(model))
         train.compile_model(model, optim.make_optimizer(spec.optimizer, spec.regularization, model))
         diverged, history = None, []
         start = time.perf_counter()
@@ -64,6 +78,6 @@ def run(spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
             diverged = str(exc)
         wall = time.perf_counter() - start
     steps = len(history) * -(-len(x) // spec.batch_size)
-    out = records.summary(spec.model, history, export_weights(model), wall, steps, diverged)
-    return {"framework": FRAMEWORK, "backend": keras.backend.backend(), "versions": versions(),
+    out = records.summary(spec.model, history, export_weights(model), wall, steps, diverged, initial_norms)
+    return {"framework": FRAMEWORK, "defaults": defaults(), "backend": keras.backend.backend(), "versions": versions(),
             "device": device(), **out}

@@ -5,6 +5,7 @@ only plain dicts and NumPy arrays.
 """
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
@@ -27,6 +28,18 @@ def versions() -> dict:
 
 def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def defaults() -> dict:
+    """torch's own defaults, read off the optimizer signatures (PORTING.md reports them beside Keras's)."""
+    def default(cls, name):
+        return inspect.signature(cls.__init__).parameters[name].default
+
+    return {"sgd_lr": default(torch.optim.SGD, "lr"), "adam_lr": default(torch.optim.Adam, "lr"),
+            "adam_epsilon": default(torch.optim.Adam, "eps"), "adamw_weight_decay": default(torch.optim.AdamW, "weight_decay"),
+            # nn.Linear/Conv2d.reset_parameters: kaiming_uniform_(a=√5) for weights = U(±1/√fan_in), biases U(±1/√fan_in)
+            "kernel_initializer": "kaiming_uniform(a=sqrt(5)): U(±1/sqrt(fan_in))",
+            "bias_initializer": "U(±1/sqrt(fan_in))"}
 
 
 def _build(spec: RunSpec) -> torch.nn.Module:
@@ -55,9 +68,9 @@ def run(spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
     model = _build(spec)
     if exact:
         import_weights(model, initial)
-    defaults = optim.KERAS_DEFAULTS if exact else optim.TORCH_DEFAULTS
-    recipe = recipes.for_optimizer(spec.regularization, model, spec.optimizer, l2=spec.l2,
-                                   adamw_default=defaults["adamw"]["weight_decay"])
+    initial_norms = records.norms_of(export_weights(model))
+    adamw_default = (optim.KERAS_DEFAULTS if exact else optim.TORCH_DEFAULTS)["adamw"]["weight_decay"]
+    recipe = recipes.for_optimizer(spec.regularization, model, spec.optimizer, l2=spec.l2, adamw_default=adamw_default)
     optimizer = optim.make_optimizer(model, recipe, spec.optimizer, exact=exact)
     order = epoch_orders(len(x), spec.epochs, spec.seed)
     diverged, history = None, []
@@ -69,5 +82,5 @@ def run(spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
         diverged = str(exc)
     wall = time.perf_counter() - start
     steps = len(history) * -(-len(x) // spec.batch_size)
-    out = records.summary(spec.model, history, export_weights(model), wall, steps, diverged)
-    return {"framework": FRAMEWORK, "backend": "torch", "versions": versions(), "device": dev, **out}
+    out = records.summary(spec.model, history, export_weights(model), wall, steps, diverged, initial_norms)
+    return {"framework": FRAMEWORK, "defaults": defaults(), "backend": "torch", "versions": versions(), "device": dev, **out}

@@ -1,0 +1,49 @@
+"""The CLI: a user mistake gets one line on stderr and exit code 2, never a traceback."""
+import subprocess
+import sys
+
+import pytest
+
+from comparisons import cli
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "articel"], "unknown experiment 'articel'; allowed: article, recipes, sweep, parity, all"),
+    (["run", "article", "--epochs", "0"], "--epochs: expected a whole number >= 1, got 0"),
+    (["run", "article", "--dataset", "mnits"], "unknown data set 'mnits'"),
+    (["run", "article", "--seeds", "-1"], "--seeds must be a count >= 1 or a list of seeds >= 0"),
+    (["run", "article", "--seeds", "x"], "--seeds takes a count (3) or a list (0,5,7)"),
+    (["compare", "--model", "resnet"], "invalid choice: 'resnet'"),
+    (["compare", "--l2", "-0.1"], "λ must be finite and >= 0, got '-0.1'"),
+    (["compare", "--l2", "inf"], "λ must be finite and >= 0, got 'inf'"),
+    (["compare", "--recipes", "penalty,l1"], "unknown torch recipe 'l1'; allowed: penalty"),
+    (["compare", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+    (["compare", "--dataset", "npz:/nonexistent/file.npz"], "/nonexistent/file.npz"),
+    (["compare", "--optimizer", "adam", "--momentum", "0.9"], "momentum applies to sgd only"),
+    (["bench", "--models", "mlp,vgg"], "unknown model 'vgg'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("l2compare: error: ") and message in err, err
+    assert err.count("\n") == 1, f"expected one line, got: {err!r}"
+
+
+def test_console_script_exit_code_and_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "comparisons.cli", "run", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "unknown experiment 'nope'" in proc.stderr
+
+
+def test_list_names_everything(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ("article", "recipes", "sweep", "parity", "naive_adamw", "mlp_bias", "npz:PATH"):
+        assert word in out
+
+
+def test_seeds_count_and_list():
+    assert cli._seeds("3") == (0, 1, 2)
+    assert cli._seeds("0,5,7") == (0, 5, 7)
+    assert cli._seeds("4,") == (4,)
