@@ -484,9 +484,21 @@ def write_reports(out_dir: Path, runs: list[dict], parity: list[dict],
     index += _write_recipes(out_dir, _of(df, experiments, "recipes"))
     index += _write_sweep(out_dir, _of(df, experiments, "sweep"))
     index += _write_parity(out_dir, parity)
+    index += _write_porting(out_dir, runs, parity)
+    if (out_dir / "bench.md").exists():  # written by `l2compare bench`, indexed here too
+        index.append((out_dir / "bench.md", "speed of the suite's training loops against minimal ones, "
+                      "the cost of each L2 recipe, and the wall time of each experiment (`make bench`)"))
     readme = out_dir / "README.md"
     readme.write_text(_readme(index, df, runs, parity, experiments))
     return [p for p, _ in index] + [readme]
+
+
+def _write_porting(out_dir: Path, runs: list[dict], parity: list[dict]) -> list[tuple[Path, str]]:
+    from comparisons import porting_md
+
+    path = porting_md.write(out_dir, runs, parity)
+    return [(path, "the porting reference: for each Keras configuration, the exact PyTorch code, the measured "
+             "agreement, and what each common mistake costs — generated from the records")] if path else []
 
 
 def _write_article(out_dir: Path, df: pd.DataFrame, epochs: pd.DataFrame) -> list[tuple[Path, str]]:
