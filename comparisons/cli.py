@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="time the suite's training loops against minimal ones; write bench.md")
     bench.add_argument("--out", type=Path, default=Path("results"))
-    bench.add_argument("--repeats", type=_positive_int, default=5)
-    bench.add_argument("--epochs", type=_positive_int, default=2, help="timed epochs per measurement")
+    bench.add_argument("--repeats", type=_positive_int, default=7)
+    bench.add_argument("--epochs", type=_positive_int, default=3, help="timed epochs per measurement")
     bench.add_argument("--models", default="mlp,cnn", help="comma-separated models")
     bench.add_argument("--threads", type=_positive_int, default=1)
 
@@ -181,6 +181,10 @@ def cmd_bench(args) -> int:
             raise UsageError(f"unknown model {m!r}; allowed: {', '.join(MODELS)}")
     start = time.perf_counter()
     path = bench.run(args.out, repeats=args.repeats, epochs=args.epochs, threads=args.threads, models=models)
+    if (args.out / "runs.jsonl").exists():  # index bench.md in results/README.md
+        from comparisons import pipeline
+
+        pipeline.report(args.out)
     print(path.read_text())
     print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
     return 0

@@ -137,8 +137,10 @@ def _agreement(parity: pd.DataFrame, row_prefix: str, columns: list[str], optimi
 
 
 def _initial_norm(records: list[dict], framework: str) -> dict:
-    return summarize([r["initial_norms"]["hidden/kernel"] for r in records if r["framework"] == framework
-                      and r["spec"]["model"] == "mlp" and r["spec"]["mode"] == "native" and r.get("initial_norms")])
+    """Initial ‖hidden/kernel‖ of the mlp, one value per seed (initial weights depend on the seed only)."""
+    by_seed = {r["seed"]: r["initial_norms"]["hidden/kernel"] for r in records if r["framework"] == framework
+               and r["spec"]["model"] == "mlp" and r["spec"]["mode"] == "native" and r.get("initial_norms")}
+    return summarize(list(by_seed.values()))
 
 
 def _initializers(records: list[dict]) -> str:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from torch_impl.l2 import coefficients as l2_coefficients
+from torch_impl import l2
 from torch_impl.recipes import Recipe
 from torch_impl.weights import export_weights
 
@@ -41,9 +41,8 @@ def to_tensor(x: np.ndarray, model_name: str, dtype: torch.dtype, device="cpu") 
 def _penalty_fn(model: nn.Module, coefficients: dict[str, float]) -> Callable[[], torch.Tensor] | None:
     if not coefficients:
         return None
-    params = dict(model.named_parameters())
-    terms = [(params[name], lam) for name, lam in coefficients.items()]
-    return lambda: sum(lam * p.square().sum() for p, lam in terms)
+    pairs = l2.terms(model, coefficients)
+    return lambda: l2.penalty_of(pairs)
 
 
 @torch.no_grad()
@@ -66,7 +65,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: 
     so that ``loss`` means what Keras's history means whatever the recipe.
     """
     in_loss = _penalty_fn(model, recipe.penalty if recipe is not None else {})
-    reported = in_loss if in_loss is not None else _penalty_fn(model, l2_coefficients(model))
+    reported = in_loss if in_loss is not None else _penalty_fn(model, l2.coefficients(model))
     result = FitResult(steps=[] if capture_steps else None)
     model.train()
     for epoch, perm in enumerate(order):
