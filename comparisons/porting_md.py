@@ -138,16 +138,17 @@ def _agreement(parity: pd.DataFrame, row_prefix: str, columns: list[str], optimi
 
 def _initial_norm(records: list[dict], framework: str) -> dict:
     """Initial ‖hidden/kernel‖ of the mlp, one value per seed (initial weights depend on the seed only)."""
-    by_seed = {r["seed"]: r["initial_norms"]["hidden/kernel"] for r in records if r["framework"] == framework
-               and r["spec"]["model"] == "mlp" and r["spec"]["mode"] == "native" and r.get("initial_norms")}
+    by_seed = {r.get("seed"): r["initial_norms"]["hidden/kernel"] for r in records
+               if r.get("framework") == framework and r.get("initial_norms")
+               and r["spec"]["model"] == "mlp" and r["spec"]["mode"] == "native"}
     return summarize(list(by_seed.values()))
 
 
 def _initializers(records: list[dict]) -> str:
     rows = []
     for fw in ("keras", "torch"):
-        recs = [r for r in records if r["framework"] == fw and r["spec"]["model"] == "mlp"
-                and r["spec"]["mode"] == "native" and r.get("initial_norms")]
+        recs = [r for r in records if r.get("framework") == fw and r.get("initial_norms") and r.get("defaults")
+                and r["spec"]["model"] == "mlp" and r["spec"]["mode"] == "native"]
         if not recs:
             continue
         init = _initial_norm(records, fw)
@@ -158,7 +159,7 @@ def _initializers(records: list[dict]) -> str:
 
 
 def _defaults(records: list[dict]) -> str:
-    by_fw = {r["framework"]: r["defaults"] for r in records if r.get("defaults")}
+    by_fw = {r.get("framework"): r["defaults"] for r in records if r.get("defaults")}
     if len(by_fw) < 2:
         return ""
     names = {"sgd_lr": "SGD learning rate", "adam_lr": "Adam learning rate", "adam_epsilon": "Adam ε",
@@ -186,7 +187,7 @@ def write(out: Path, runs: list[dict], parity: list[dict]) -> Path | None:
     p = pd.DataFrame(parity)
     native = [r for r in runs if r["spec"]["mode"] == "native"]
     frame = report.runs_frame(native)
-    v = parity[0]["versions"]
+    v = {"keras": "?", "torch": "?", **(parity[0].get("versions") or {})}
     epochs = ", ".join(map(str, sorted({r["spec"]["epochs"] for r in native})))
     keras_init, torch_init = _initial_norm(runs, "keras"), _initial_norm(runs, "torch")
     init_ratio = keras_init["mean"] / torch_init["mean"] if torch_init["n"] else float("nan")
@@ -196,7 +197,7 @@ def write(out: Path, runs: list[dict], parity: list[dict]) -> Path | None:
 
 Keras {v['keras']} (TensorFlow backend) and torch {v['torch']}, commit `{parity[0].get('commit')}`.
 **exact** means max |Δw| ≤ {EXACT['float32']:g} (float32) / {EXACT['float64']:g} (float64) over every tensor after each of
-{parity[0]['steps']} steps, from identical initial weights and identical batches (the article's random data, 100 samples,
+{parity[0].get('steps')} steps, from identical initial weights and identical batches (the article's random data, 100 samples,
 batch 32, so every epoch ends in a partial batch); **close** ≤ {CLOSE:g}; **wrong** above. Cells read
 "float32 / float64"; the full grid is in [parity.md](parity.md). "Native shift" compares runs on `digits`
 ({epochs} epochs, seeds paired) where each framework uses its own initializers and stock optimizers: it is what a

@@ -221,7 +221,7 @@ def test_write_reports_writes_and_indexes_everything(tmp_path):
     paths = report.write_reports(tmp_path, runs, parity, experiments)
     names = {p.name for p in paths}
     expected = {f"{t}.{e}" for t in ("article", "recipes", "sweep", "parity") for e in ("csv", "md")}
-    expected |= {"norm_vs_epoch.png", "sweep.png", "recipes.png", "README.md"}
+    expected |= {"norm_vs_epoch.png", "sweep.png", "recipes.png", "README.md", "PORTING.md"}
     assert names == expected
     assert {p.name for p in tmp_path.iterdir()} == expected
     for p in paths:
