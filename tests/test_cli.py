@@ -47,3 +47,13 @@ def test_seeds_count_and_list():
     assert cli._seeds("3") == (0, 1, 2)
     assert cli._seeds("0,5,7") == (0, 5, 7)
     assert cli._seeds("4,") == (4,)
+
+
+def test_the_parent_process_imports_no_framework():
+    """Keras picks its backend at import and each framework's thread pools would disturb the other's
+    timings: the CLI, harness, pipeline and reports must not import one."""
+    code = ("import sys, comparisons.cli, comparisons.pipeline, comparisons.harness, comparisons.report, "
+            "comparisons.bench, comparisons.porting_md, comparisons.parity_table; "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
