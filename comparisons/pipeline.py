@@ -129,10 +129,14 @@ def run_and_report(names: list[str], settings: experiments.Settings, out: Path, 
     out.mkdir(parents=True, exist_ok=True)
     planned = {n: experiments.EXPERIMENTS[n][1](settings) for n in names if n in experiments.EXPERIMENTS}
     _save_index(out, {n: [s.key for s in group] for n, group in planned.items()})
+    if force:  # forget every planned run once, up front: experiments share runs, none runs twice
+        keys = {s.key for group in planned.values() for s in group}
+        store = RunStore(out / RUNS)
+        store.replace([r for r in store.records() if r["key"] not in keys])
     outcome = harness.Outcome()
     for name, specs in planned.items():  # one experiment at a time, so that each is timed
         began = time.perf_counter()
-        result = _run_specs(specs, out, threads=threads, force=force, progress=progress)
+        result = _run_specs(specs, out, threads=threads, force=False, progress=progress)
         _save_timing(out, name, time.perf_counter() - began, result.ran, result.reused)
         outcome.ran += result.ran
         outcome.errors += result.errors
