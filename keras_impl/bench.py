@@ -24,21 +24,14 @@ def _model(model_name: str, l2: float):
     return keras_impl.build_model(model_name, l2=l2)
 
 
-def _minimal(model_name, x, y, epochs, batch_size, warm_order, order=None):
-    """What the article writes: compile with its accuracy metric and fit, Keras's own shuffling.
-
-    With ``order``: the same, but one ``fit`` call per epoch over that epoch's permutation — the
-    one thing the suite's loop must do differently, measured on its own."""
+def _minimal(model_name, x, y, epochs, batch_size, warm_order):
+    """What the article writes: compile with its accuracy metric and fit, Keras's own shuffling."""
     model = _model(model_name, 0.01)
     model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                   jit_compile=False)
     model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)  # warm-up: traces the train step
     start = time.perf_counter()
-    if order is None:
-        model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
-    else:
-        for perm in order:
-            model.fit(x[perm], y[perm], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
     return time.perf_counter() - start
 
 
@@ -64,7 +57,6 @@ def measure(model_name: str, *, repeats: int = 5, epochs: int = 2, batch_size: i
     for rep in range(repeats):
         order, warm = epoch_orders(len(x), epochs, rep), epoch_orders(len(x), 1, 1000 + rep)
         runs = {"minimal": lambda: _minimal(model_name, x, y, epochs, batch_size, warm),
-                "minimal_fit_per_epoch": lambda: _minimal(model_name, x, y, epochs, batch_size, warm, order),
                 "suite": lambda: _suite(model_name, x, y, order, batch_size, "l2", warm)}
         runs.update({f"recipe:{c}": (lambda c: lambda: _suite(model_name, x, y, order, batch_size, c, warm))(c)
                      for c in CONFIGS})
