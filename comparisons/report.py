@@ -488,6 +488,9 @@ def write_reports(out_dir: Path, runs: list[dict], parity: list[dict],
     if (out_dir / "bench.md").exists():  # written by `l2compare bench`, indexed here too
         index.append((out_dir / "bench.md", "speed of the suite's training loops against minimal ones, "
                       "the cost of each L2 recipe, and the wall time of each experiment (`make bench`)"))
+    if (out_dir / "gpu_determinism.json").exists():  # written by scripts/gpu_determinism.py on a GPU machine
+        index.append((out_dir / "gpu_determinism.json", "is a torch run bit-reproducible on a GPU? two runs per "
+                      "model, with and without determinism enabled (scripts/gpu_determinism.py)"))
     readme = out_dir / "README.md"
     readme.write_text(_readme(index, df, runs, parity, experiments))
     return [p for p, _ in index] + [readme]
@@ -511,7 +514,7 @@ def _write_article(out_dir: Path, df: pd.DataFrame, epochs: pd.DataFrame) -> lis
     if plot_norm_vs_epoch(epochs, out_dir / "norm_vs_epoch.png"):
         out.append((out_dir / "norm_vs_epoch.png",
                     f"Regularized norm per epoch at λ = {ARTICLE_LAMBDA:g}, Keras l2 vs torch penalty; "
-                    "line = mean, band = ± std over seeds; the curves should overlap"))
+                    "line = mean, band = ± std over seeds; each framework starts from its own initializers (Keras's first kernel is larger), so the curves start apart and converge as L2 pulls the weights in"))
     return out
 
 
