@@ -32,5 +32,5 @@ def penalty(model: nn.Module) -> torch.Tensor:
     """Σ λ·Σw² (no ½, as Keras's ``L2``), differentiable; gradient 2λw."""
     pairs = terms(model)
     if not pairs:
-        return torch.zeros((), dtype=next(model.parameters()).dtype)
+        return next(model.parameters()).new_zeros(())  # same dtype and device as the model
     return penalty_of(pairs)

@@ -82,7 +82,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: 
                 loss = data_loss + pen  # penalty at the pre-update weights, not divided by batch size
             else:
                 with torch.no_grad():
-                    pen = reported() if reported is not None else torch.zeros((), dtype=data_loss.dtype)
+                    pen = reported() if reported is not None else data_loss.new_zeros(())
                 loss = data_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
