@@ -6,7 +6,6 @@ end with one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time

@@ -7,7 +7,6 @@ import math
 
 import keras
 import numpy as np
-import pytest
 import torch
 
 import keras_impl
