@@ -119,14 +119,33 @@ def test_float32_rounding_flips_relu_kinks_on_digits_but_float64_stays_exact():
     assert_equivalent(f64)
 
 
+def _long(model, optimizer, dtype):
+    # 500 steps over 1000 samples (16 epochs, each ending in a partial batch of 8).
+    return run(ParityCase(model=model, recipe="penalty", optimizer=preset_optimizer(optimizer, dtype),
+                          l2=LAMBDA[dtype], dtype=dtype, steps=500, n_samples=1000))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("model,dtype", [("mlp", "float64"), ("cnn", "float64"), ("mlp_bias", "float64"),
+                                         ("mlp", "float32"), ("mlp_bias", "float32")])
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
-@pytest.mark.parametrize("model", ["mlp", "cnn", "mlp_bias"])
 def test_long_trajectories_stay_equivalent(model, optimizer, dtype):
-    # 500 steps over 1000 samples: rounding differences must not grow into divergence.
-    case = ParityCase(model=model, recipe="penalty", optimizer=preset_optimizer(optimizer, dtype), l2=LAMBDA[dtype],
-                      dtype=dtype, steps=500, n_samples=1000)
-    result = run(case)
+    result = _long(model, optimizer, dtype)
     tol = {"float32": 1e-4, "float64": 1e-12}[dtype]  # float32 noise accumulates over 500 steps
     assert result.worst <= tol, result.describe()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_float32_cnn_trajectories_drift_apart_over_hundreds_of_steps(optimizer):
+    """A known limit, asserted rather than hidden: float32 agreement on the CNN depends on data and horizon.
+
+    With 1000 samples (32 steps per epoch) the two float32 trajectories pass 1e-5 after 41 steps
+    with momentum and after 8 with Adam (measured), and differ by up to ~0.03–0.045 by step 500:
+    summation-order rounding (~1e-7) flips ReLUs near their kink and Adam rescales tiny gradients
+    to steps of size lr. The same cases in float64 stay ≤ 1e-12 for all 500 steps
+    (test_long_trajectories_stay_equivalent), so the recipes are the same computation; the 52-step
+    float32 proofs above hold on their 100-sample data, not in general.
+    """
+    result = _long("cnn", optimizer, "float32")
+    assert result.worst > 1e-4, result.describe()
