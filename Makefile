@@ -21,8 +21,8 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow tests comparisons
 
-# Every table and plot in results/, on the embedded digits data. Resumable: runs
-# already recorded in results/runs.jsonl are reused (add ARGS=--force to redo them).
+# Every table and plot in results/, on the embedded digits data. Resumable: runs already
+# recorded in results/runs.jsonl by the same code are reused (add ARGS=--force to redo them).
 results: $(STAMP)
 	$(BIN)/l2compare run all $(ARGS)
 

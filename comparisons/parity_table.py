@@ -7,11 +7,10 @@ the case), so the table is rebuilt from records and an interrupted build resumes
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 
 from comparisons.parity import PRESETS, ParityCase, preset_optimizer
+from comparisons.spec import code_fingerprint, keyed
 
 # (model, Keras config, optimizer label, exclude biases from weight decay). mlp regularizes the
 # first kernel only; mlp_bias adds bias regularizers (kernel and bias on the first Dense, bias on the output).
@@ -44,8 +43,7 @@ class Cell:
 
     @property
     def key(self) -> str:
-        blob = json.dumps(asdict(self.case), sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return keyed(asdict(self.case))
 
 
 def row_label(model: str, config: str, optimizer: str, exclude_bias: bool) -> str:
@@ -103,4 +101,5 @@ def run_cell(cell: Cell) -> dict:
         "worst_step": step, "per_tensor": dict(zip(result.tensors, result.max_dw.max(0).tolist())),
         "loss_diff": result.loss_diff["loss"], "verdict": result.verdict,
         "versions": {"keras": keras.__version__, "torch": torch.__version__}, "commit": git_commit(),
+        "code": code_fingerprint(),
     })

@@ -100,7 +100,10 @@ def json_safe(value):
 
 def finish(spec, output: dict) -> dict:
     """The stored record: spec, key, seed, commit, machine, plus the worker's output."""
+    from comparisons.spec import code_fingerprint
+
     record = {"key": spec.key, "spec": spec.to_dict(), "seed": spec.seed, "commit": git_commit(),
+              "code": code_fingerprint(),
               "machine": platform.machine(), "python": platform.python_version(),
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **output}
     return json_safe(record)

@@ -7,10 +7,12 @@ Unknown keys and bad values are errors that name the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MODELS = ("mlp", "cnn", "mlp_bias")
 FRAMEWORKS = ("keras", "torch")
@@ -21,6 +23,30 @@ TORCH_RECIPES = ("penalty", "coupled", "decoupled", "naive_wd", "naive_adamw", "
 OPTIMIZERS = ("sgd", "adam", "adamw")
 MODES = ("native", "parity")
 DTYPES = ("float32", "float64")
+
+
+# The source that decides what a run computes. Its hash is part of every run key, so that a
+# recorded run is reused only by the same code: after a change to training code, `make results`
+# reruns what it affects instead of silently serving stale records.
+FINGERPRINTED = ("keras_impl/*.py", "torch_impl/*.py", "comparisons/data.py", "comparisons/seeds.py",
+                 "comparisons/spec.py", "comparisons/records.py", "comparisons/parity.py",
+                 "comparisons/parity_table.py")
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted({p for pattern in FINGERPRINTED for p in root.glob(pattern)}):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def keyed(payload: dict) -> str:
+    """Stable hash of ``payload`` and the code fingerprint: a store key."""
+    blob = json.dumps({"spec": payload, "code": code_fingerprint()}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 class SpecError(ValueError):
@@ -132,9 +158,8 @@ class RunSpec:
 
     @property
     def key(self) -> str:
-        """Stable hash of everything that defines the run (the store's key)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        """Stable hash of everything that defines the run, code included (the store's key)."""
+        return keyed(self.to_dict())
 
     def replace(self, **changes) -> "RunSpec":
         return dataclasses.replace(self, **changes)
