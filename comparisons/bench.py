@@ -62,6 +62,14 @@ def _median_ratio(a: list[float], b: list[float]) -> float:
     return statistics.median(x / y for x, y in zip(a, b))
 
 
+def _same_loop_gap(record: dict) -> float:
+    """Relative gap between two measurements of one and the same loop (suite vs its recipe twin)."""
+    t = record["times"]
+    twin = t["recipe:l2" if record["framework"] == "keras" else "recipe:penalty"]
+    a, b = statistics.median(t["suite"]), statistics.median(twin)
+    return abs(a - b) / min(a, b)
+
+
 def loop_table(records: list[dict]) -> pd.DataFrame:
     rows = []
     for r in records:
@@ -123,7 +131,11 @@ def write(out: Path, records: list[dict]) -> Path:
     for _, row in loops[loops["met"] == "NO"].iterrows():
         lines.append(f"- **Missed** on {row['model']} / {row['framework']} ({row['ratio (median)']:.2f}×): "
                      + WHY[row["framework"]])
-    lines += ["", "## Cost of each L2 recipe against no regularization (suite loop)", "",
+    lines += ["", "Noise gauge: `suite` and the recipe `l2` (Keras) / `penalty` (torch) below run the same loop; "
+              "in this run their medians differ by "
+              + ", ".join(f"{r['model']}/{r['framework']} {_same_loop_gap(r):.0%}" for r in records)
+              + ". Read ratios closer to 1 than that as within noise.",
+              "", "## Cost of each L2 recipe against no regularization (suite loop)", "",
               recipes.to_markdown(index=False, floatfmt=".3g"), ""]
     for _, row in recipes[recipes["met"] == "NO"].iterrows():
         owner = ("Keras's own `L2` regularizer (λ·sum(square(w)), added to the loss by `fit`; the suite adds "
