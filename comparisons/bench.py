@@ -13,13 +13,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import importlib
 import multiprocessing
-import os
 import statistics
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from comparisons.harness import worker_environment
 from comparisons.records import git_commit, json_safe
 from comparisons.store import RunStore
 
@@ -27,12 +27,6 @@ MODULES = {"keras": "keras_impl.bench", "torch": "torch_impl.bench"}
 TARGET_LOOP = 1.10  # suite loop / minimal loop
 TARGET_PENALTY = 1.10  # penalty / no regularization, on mlp
 BASELINE = {"keras": "recipe:none", "torch": "recipe:none"}
-
-
-def _init(threads: int) -> None:
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _measure(framework: str, threads: int, model: str, kwargs: dict) -> dict:
@@ -47,7 +41,7 @@ def measure(models=("mlp", "cnn"), frameworks=("keras", "torch"), *, repeats=5, 
     records = []
     context = multiprocessing.get_context("spawn")
     for framework in frameworks:  # one framework at a time, in a fresh process
-        with cf.ProcessPoolExecutor(1, mp_context=context, initializer=_init, initargs=(threads,)) as pool:
+        with cf.ProcessPoolExecutor(1, mp_context=context, initializer=worker_environment, initargs=(threads,)) as pool:
             for model in models:
                 kwargs = dict(repeats=repeats, epochs=epochs, dataset=dataset)
                 out = pool.submit(_measure, framework, threads, model, kwargs).result()

@@ -26,14 +26,18 @@ from comparisons.store import RunStore
 WORKERS = {"keras": "keras_impl.worker", "torch": "torch_impl.worker"}
 
 
-def _init_worker(framework: str, threads: int) -> None:
-    """Runs first in each worker: environment before the framework is imported, then threads."""
+def worker_environment(threads: int) -> None:
+    """Runs first in every worker process (harness, parity, bench), before a framework is imported:
+    the same fixed thread count for every math library, and quiet TensorFlow logs."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    module = importlib.import_module(WORKERS[framework])
+
+
+def _init_worker(framework: str, threads: int) -> None:
+    """Environment, then the framework's own thread pools fixed before its first op."""
+    worker_environment(threads)
     importlib.import_module(WORKERS[framework].split(".")[0] + ".seeding").set_threads(threads)
-    del module
 
 
 def _call(framework: str, function: str, *args):

@@ -37,8 +37,7 @@ def _run_specs(specs: list[RunSpec], out: Path, *, threads: int, force: bool, pr
 
 
 def _parity_worker_init(threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    harness.worker_environment(threads)
     from keras_impl.seeding import set_threads as keras_threads
     from torch_impl.seeding import set_threads as torch_threads
 
@@ -140,7 +139,8 @@ def run_and_report(names: list[str], settings: experiments.Settings, out: Path, 
         _save_timing(out, name, time.perf_counter() - began, result.ran, result.reused)
         outcome.ran += result.ran
         outcome.errors += result.errors
-        outcome.records += [r for r in result.records if r["key"] not in {x["key"] for x in outcome.records}]
+        seen = {r["key"] for r in outcome.records}
+        outcome.records += [r for r in result.records if r["key"] not in seen]
     outcome.reused = len({s.key for g in planned.values() for s in g}) - outcome.ran - len(outcome.errors)
     parity = []
     if "parity" in names:

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 import keras
 from keras import layers as kl
 
+from keras_impl import l2 as keras_l2
 from keras_impl import weights as keras_weights
 from torch_impl import weights as torch_weights
 from torch_impl.models import KerasFlatten
@@ -103,15 +104,10 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int,
 
 
 def _l2_lambda(layer, attr: str) -> float:
-    reg = getattr(layer, attr, None)
-    if reg is None:
-        return 0.0
-    config = reg.get_config()
-    if float(config.get("l1", 0.0) or 0.0) != 0.0:
-        raise _unsupported(layer, f"{attr} {type(reg).__name__} has a non-zero L1 part")
-    if "l2" not in config or set(config) - {"l1", "l2"}:
-        raise _unsupported(layer, f"{attr} of type {type(reg).__name__}")
-    return float(config["l2"])
+    try:
+        return keras_l2.l2_of(getattr(layer, attr, None))
+    except ValueError as exc:
+        raise _unsupported(layer, f"{attr}: {exc}") from None
 
 
 def _check_plain(layer) -> None:

@@ -5,14 +5,15 @@ import keras
 from keras import ops
 
 
-def _l2_of(regularizer) -> float:
-    """λ of an L2 regularizer (0 for none). L1/L1L2 with a non-zero L1 part is refused."""
+def l2_of(regularizer) -> float:
+    """λ of an L2 regularizer (0 for none). L1/L1L2 with a non-zero L1 part, or any other
+    regularizer, is refused with a ValueError (the porter reports it against the layer)."""
     if regularizer is None:
         return 0.0
     config = regularizer.get_config()
     if float(config.get("l1", 0.0) or 0.0) != 0.0:
         raise ValueError(f"{type(regularizer).__name__} has a non-zero L1 part; only L2 is supported")
-    if "l2" not in config:
+    if "l2" not in config or set(config) - {"l1", "l2"}:
         raise ValueError(f"unsupported regularizer {type(regularizer).__name__}; only L2 is supported")
     return float(config["l2"])
 
@@ -22,7 +23,7 @@ def coefficients(model: keras.Model) -> dict[str, float]:
     coefs = {}
     for layer in model.layers:
         for attr, weight in (("kernel_regularizer", "kernel"), ("bias_regularizer", "bias")):
-            lam = _l2_of(getattr(layer, attr, None))
+            lam = l2_of(getattr(layer, attr, None))
             if lam:
                 coefs[f"{layer.name}/{weight}"] = lam
     return coefs
