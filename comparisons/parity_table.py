@@ -3,13 +3,17 @@
 Each cell is one parity run (``comparisons.parity``) in float32 and one in float64;
 every cell is stored as a record in ``results/parity.jsonl`` (keyed by a hash of
 the case), so the table is rebuilt from records and an interrupted build resumes.
-``run_cases`` imports both frameworks: the CLI calls it in a worker process.
+``run_cell`` imports both frameworks: the CLI calls it in a worker process.
+
+Beside the grid, a float32 agreement study (``study_cells``): the exact recipe (`penalty`)
+against Keras `l2` over seeds, data sets, models and optimizers, to report float32 agreement
+as a distribution rather than one seed's number.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from comparisons.parity import PRESETS, ParityCase, preset_optimizer
+from comparisons.parity import OUTLIER, PRESETS, SLACK, ParityCase, preset_optimizer
 from comparisons.spec import code_fingerprint, keyed
 
 # (model, Keras config, optimizer label, exclude biases from weight decay). mlp regularizes the
@@ -40,6 +44,7 @@ class Cell:
     dtype: str
     case: ParityCase
     extra: bool = False
+    study: bool = False
 
     @property
     def key(self) -> str:
@@ -85,6 +90,23 @@ def cells() -> list[Cell]:
     return out + extra_cells()
 
 
+# The float32 agreement study: the exact recipe over seeds × data sets × models × optimizers.
+STUDY = {"seeds": range(5), "datasets": ("article", "digits"), "models": ("mlp", "cnn", "mlp_bias"),
+         "optimizers": ("sgd", "momentum", "adam")}
+
+
+def study_cells() -> list[Cell]:
+    out = []
+    for dataset in STUDY["datasets"]:
+        for model in STUDY["models"]:
+            for label in STUDY["optimizers"]:
+                for seed in STUDY["seeds"]:
+                    case = ParityCase(model=model, optimizer=preset_optimizer(label, "float32"),
+                                      l2=PRESETS["float32"]["l2"], dataset=dataset, seed=seed)
+                    out.append(Cell(f"{model} / {label} / {dataset}", f"seed {seed}", "float32", case, study=True))
+    return out
+
+
 def run_cell(cell: Cell) -> dict:
     """One parity run -> its record (plain JSON types)."""
     import keras
@@ -93,13 +115,22 @@ def run_cell(cell: Cell) -> dict:
     from comparisons.parity import run
     from comparisons.records import git_commit, json_safe
 
+    from comparisons.machine import framework_details, provenance
+
     result = run(cell.case)
     tensor, step, _ = result.worst_tensor()
+    one = result.onestep.summary(SLACK, OUTLIER) if result.onestep is not None else None
     return json_safe({
         "key": cell.key, "row": cell.row, "column": cell.column, "dtype": cell.dtype, "extra": cell.extra,
-        "case": asdict(cell.case), "steps": result.steps, "worst": result.worst, "worst_tensor": tensor,
-        "worst_step": step, "per_tensor": dict(zip(result.tensors, result.max_dw.max(0).tolist())),
-        "loss_diff": result.loss_diff["loss"], "verdict": result.verdict,
+        "study": cell.study, "case": asdict(cell.case), "steps": result.steps,
+        # the number the verdict follows from: float32, the median one-step difference (of max |w|);
+        # float64, the trajectory's max |Δw|
+        "score": one["median"] if one else result.worst,
+        "worst": result.worst, "worst_tensor": tensor, "worst_step": step,
+        "per_tensor": dict(zip(result.tensors, result.max_dw.max(0).tolist())),
+        "trajectory": result.max_dw.max(1).tolist(),
+        "envelope": result.envelope.max(1).tolist() if result.envelope is not None else None,
+        "onestep": one, "loss_diff": result.loss_diff["loss"], "verdict": result.verdict,
         "versions": {"keras": keras.__version__, "torch": torch.__version__}, "commit": git_commit(),
-        "code": code_fingerprint(),
+        "code": code_fingerprint(), "machine": {**provenance(), **framework_details()},
     })

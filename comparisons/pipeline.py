@@ -53,7 +53,7 @@ def run_parity(out: Path, *, threads: int = 1, force: bool = False, progress: bo
     """Every parity cell not yet recorded, in ``workers`` processes (both frameworks in each:
     parity compares them in-process). Cells sharing a Keras trajectory go to the same worker."""
     store = RunStore(out / PARITY)
-    cells = parity_table.cells()
+    cells = parity_table.cells() + parity_table.study_cells()
     if force:
         store.replace([r for r in store.records() if r["key"] not in {c.key for c in cells}])
     todo = [c for c in cells if c.key not in store]

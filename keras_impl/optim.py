@@ -6,6 +6,7 @@ Keras's own default (SGD lr 0.01; Adam lr 1e-3, ε 1e-7; AdamW weight decay 0.00
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 _CLASSES = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW}
 
@@ -38,3 +39,45 @@ def make_optimizer(spec, config: str, model: keras.Model | None = None) -> keras
             raise ValueError("exclude_bias needs the model whose biases to exclude")
         optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_weights if v.name == "bias"])
     return optimizer
+
+
+# The optimizer's per-variable slots, by Keras's own names (the canonical state's names too).
+_SLOTS = {"sgd": {"momentum": "momentums"}, "adam": {"momentum": "_momentums", "velocity": "_velocities"}}
+
+
+def _slot_lists(optimizer) -> dict[str, list]:
+    kind = "sgd" if isinstance(optimizer, keras.optimizers.SGD) else "adam"  # AdamW is an Adam
+    return {slot: getattr(optimizer, attr) for slot, attr in _SLOTS[kind].items() if getattr(optimizer, attr, None)}
+
+
+def export_state(optimizer, model: keras.Model) -> dict:
+    """The optimizer's state in canonical form: {"iterations": t, "slots": {"hidden/kernel": {"momentum": m, ...}}}.
+
+    Slots are in Keras layout (the weights' own), named as Keras names them: Adam's
+    ``momentum`` (m) and ``velocity`` (v), SGD's ``momentum`` (Keras's m = μ·m − lr·g).
+    """
+    from keras_impl.weights import named_variables
+
+    slots: dict[str, dict] = {}
+    if optimizer.built:
+        lists = _slot_lists(optimizer)
+        for name, var in named_variables(model):
+            if var.trainable:
+                index = optimizer._get_variable_index(var)
+                slots[name] = {slot: np.array(values[index].numpy()) for slot, values in lists.items()}
+    return {"iterations": int(optimizer.iterations.numpy()), "slots": slots}
+
+
+def import_state(optimizer, model: keras.Model, state: dict) -> None:
+    """Set the optimizer to a canonical ``state`` (as ``export_state`` gives), cast to its dtype."""
+    from keras_impl.weights import named_variables
+
+    optimizer.build(model.trainable_variables)
+    lists = _slot_lists(optimizer)
+    for name, var in named_variables(model):
+        if var.trainable and name in state["slots"]:
+            index = optimizer._get_variable_index(var)
+            for slot, value in state["slots"][name].items():
+                target = lists[slot][index]
+                target.assign(np.asarray(value).astype(target.dtype))
+    optimizer.iterations.assign(state["iterations"])

@@ -12,16 +12,18 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 
+from keras_impl.optim import export_state
 from keras_impl.weights import export_weights
 
 
 @dataclass
 class FitResult:
     """Per-epoch history (loss, data_loss, penalty, accuracy, test_accuracy) and, when
-    asked, the canonical weights after every step."""
+    asked, the canonical weights and optimizer state (``optim.export_state``) after every step."""
 
     history: list[dict] = field(default_factory=list)
     steps: list[dict[str, np.ndarray]] | None = None
+    states: list[dict] | None = None
 
 
 def to_array(x: np.ndarray, model_name: str, dtype: str) -> np.ndarray:
@@ -41,13 +43,14 @@ def floatx(dtype: str):
         keras.config.set_floatx(previous)
 
 
-class _CaptureWeights(keras.callbacks.Callback):
-    def __init__(self, steps: list):
+class _CaptureSteps(keras.callbacks.Callback):
+    def __init__(self, result: FitResult):
         super().__init__()
-        self.steps = steps
+        self.result = result
 
     def on_train_batch_end(self, batch, logs=None):
-        self.steps.append(export_weights(self.model))
+        self.result.steps.append(export_weights(self.model))
+        self.result.states.append(export_state(self.model.optimizer, self.model))
 
 
 def compile_model(model: keras.Model, optimizer) -> None:
@@ -101,14 +104,19 @@ def _batches(x: np.ndarray, y: np.ndarray, order: Sequence[np.ndarray], batch_si
     return stream.map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)))
 
 
+def train_step(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
+    """One optimizer step of a compiled ``model`` on one batch: the step ``fit`` takes."""
+    model.train_on_batch(x, y)
+
+
 def fit(model: keras.Model, x: np.ndarray, y: np.ndarray, *, batch_size: int, order: Sequence[np.ndarray],
         x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, capture_steps: bool = False,
         on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
     """Train a compiled ``model`` over ``order`` (one permutation of range(len(x)) per epoch)."""
-    result = FitResult(steps=[] if capture_steps else None)
+    result = FitResult(steps=[] if capture_steps else None, states=[] if capture_steps else None)
     callbacks = [_EpochEnd(result, x_test, y_test, on_epoch)]
     if capture_steps:
-        callbacks.insert(0, _CaptureWeights(result.steps))
+        callbacks.insert(0, _CaptureSteps(result))
     if keras.backend.backend() == "tensorflow":
         steps = -(-len(x) // batch_size)
         model.fit(_batches(x, y, order, batch_size), epochs=len(order), steps_per_epoch=steps, shuffle=False, verbose=0,

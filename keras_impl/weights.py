@@ -9,7 +9,8 @@ import keras
 import numpy as np
 
 
-def _named_variables(model: keras.Model):
+def named_variables(model: keras.Model):
+    """(canonical name, variable) for every weight of ``model``, in layer order."""
     for layer in model.layers:
         for var in layer.weights:
             yield f"{layer.name}/{var.name}", var
@@ -17,12 +18,12 @@ def _named_variables(model: keras.Model):
 
 def export_weights(model: keras.Model) -> dict[str, np.ndarray]:
     """Copies of every weight, keyed by canonical name, in Keras layout."""
-    return {name: np.array(var.numpy()) for name, var in _named_variables(model)}
+    return {name: np.array(var.numpy()) for name, var in named_variables(model)}
 
 
 def import_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
     """Assign canonical weights; every tensor must be present with the right shape, and no extra."""
-    variables = dict(_named_variables(model))
+    variables = dict(named_variables(model))
     missing = sorted(set(variables) - set(weights))
     extra = sorted(set(weights) - set(variables))
     if missing or extra:

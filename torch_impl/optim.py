@@ -16,6 +16,7 @@ Keras-exact means the same arithmetic as Keras 3's optimizers, in the same order
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -31,6 +32,14 @@ def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
+def _cast(value: float, like: torch.Tensor) -> torch.Tensor:
+    """A hyperparameter that Keras passes through ``ops.cast(value, variable.dtype)``: on the
+    TensorFlow backend a Python float becomes a float32 tensor first, so a float64 variable gets
+    the float32 rounding of β1, β2, momentum and weight_decay (0.999 -> 0.99900001287...).
+    Arithmetic with a Python float (``1 - beta_1``, ε) stays exact, as it does in Keras."""
+    return _scalar(float(np.float32(value)), like)
+
+
 class _KerasOptimizer(torch.optim.Optimizer):
     def _decay_and_grad(self, group, p):
         """Keras applies decoupled decay to the weights before the update; the gradient was
@@ -39,7 +48,7 @@ class _KerasOptimizer(torch.optim.Optimizer):
         if group["coupled_weight_decay"]:
             grad = grad + group["coupled_weight_decay"] * p.detach()
         if group["weight_decay"]:
-            lr, wd = _scalar(group["lr"], p), _scalar(group["weight_decay"], p)
+            lr, wd = _scalar(group["lr"], p), _cast(group["weight_decay"], p)
             p.sub_(p * wd * lr)  # Keras: variable - variable * wd * lr
         return grad
 
@@ -65,7 +74,7 @@ class KerasSGD(_KerasOptimizer):
                     if "momentum" not in state:
                         state["momentum"] = torch.zeros_like(p)
                     m = state["momentum"]
-                    m.copy_(m * _scalar(group["momentum"], p) - grad * lr)  # m = μ·m − lr·g
+                    m.copy_(m * _cast(group["momentum"], p) - grad * lr)  # m = μ·m − lr·g
                     p.add_(m)
                 else:
                     p.sub_(grad * lr)
@@ -98,7 +107,7 @@ class KerasAdam(_KerasOptimizer):
                 state["step"] += 1
                 t = _scalar(state["step"], p)
                 m, v = state["m"], state["v"]
-                beta_1, beta_2 = _scalar(b1, p), _scalar(b2, p)
+                beta_1, beta_2 = _cast(b1, p), _cast(b2, p)
                 alpha = _scalar(group["lr"], p) * torch.sqrt(1 - beta_2**t) / (1 - beta_1**t)
                 m.add_((grad - m) * (1 - b1))
                 v.add_((grad * grad - v) * (1 - b2))
@@ -165,3 +174,78 @@ def make_optimizer(model: nn.Module, recipe: Recipe, spec, *, exact: bool) -> to
     if spec.epsilon is not None:
         kwargs["eps"] = spec.epsilon
     return (torch.optim.AdamW if decoupled else torch.optim.Adam)(groups, **kwargs)
+
+
+# Canonical optimizer state (keras_impl.optim.export_state): {"iterations": t, "slots": {canonical
+# name: {slot: array in Keras layout}}}, slots named as Keras names them. Per optimizer class, the
+# torch state key of each Keras slot, and how a Keras value maps onto it (lr: the group's).
+_STATE_KEYS = {
+    KerasAdam: {"momentum": "m", "velocity": "v"},
+    KerasSGD: {"momentum": "momentum"},
+    torch.optim.Adam: {"momentum": "exp_avg", "velocity": "exp_avg_sq"},
+    torch.optim.AdamW: {"momentum": "exp_avg", "velocity": "exp_avg_sq"},
+    SGDW: {"momentum": "momentum_buffer"},
+}
+
+
+def _stock_sgd_momentum(value: torch.Tensor, lr: float, to_torch: bool) -> torch.Tensor:
+    # Keras keeps m = μ·m − lr·g and steps w += m; torch keeps b = μ·b + g and steps w −= lr·b: b = −m/lr.
+    return -value / lr if to_torch else -value * lr
+
+
+def _named_state_params(optimizer: torch.optim.Optimizer, model: nn.Module):
+    from torch_impl.weights import canonical_name
+
+    group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        if id(p) in group_of:
+            yield canonical_name(name), p, group_of[id(p)]
+
+
+def import_state(optimizer: torch.optim.Optimizer, model: nn.Module, state: dict) -> None:
+    """Set ``optimizer`` (Keras-exact or stock) to Keras's canonical ``state``, so that its next
+    step continues Keras's: Adam's moments and step count, SGD's momentum."""
+    from torch_impl.weights import from_canonical
+
+    keys = _STATE_KEYS[type(optimizer)]
+    optimizer.state.clear()
+    if state["iterations"] == 0:
+        return  # a fresh optimizer: every class starts from zero moments
+    for name, p, group in _named_state_params(optimizer, model):
+        slots = state["slots"].get(name, {})
+        entry = {}
+        for slot, value in slots.items():
+            # torch.tensor copies: the optimizer updates its state in place, and the caller's arrays
+            # (Keras's recorded states) must not change with it.
+            tensor = torch.tensor(np.ascontiguousarray(from_canonical(np.asarray(value))), dtype=p.dtype,
+                                  device=p.device)
+            if type(optimizer) is SGDW:
+                tensor = _stock_sgd_momentum(tensor, group["lr"], to_torch=True)
+            entry[keys[slot]] = tensor
+        if isinstance(optimizer, KerasAdam):
+            entry["step"] = state["iterations"]
+        elif isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW):
+            entry["step"] = torch.tensor(float(state["iterations"]))
+        if entry:
+            optimizer.state[p] = entry
+
+
+def export_state(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict:
+    """The optimizer's state in Keras's canonical form (the inverse of ``import_state``)."""
+    from torch_impl.weights import to_canonical
+
+    keys = _STATE_KEYS[type(optimizer)]
+    slots, iterations = {}, 0
+    for name, p, group in _named_state_params(optimizer, model):
+        entry = optimizer.state.get(p, {})
+        values = {}
+        for slot, key in keys.items():
+            if key in entry:
+                tensor = entry[key].detach()
+                if type(optimizer) is SGDW:
+                    tensor = _stock_sgd_momentum(tensor, group["lr"], to_torch=False)
+                values[slot] = np.array(to_canonical(tensor.cpu().numpy()), order="C", copy=True)
+        if values:
+            slots[name] = values
+        iterations = max(iterations, int(entry.get("step", 0)))
+    return {"iterations": iterations, "slots": slots}

@@ -53,6 +53,35 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 10
     return correct / len(x)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
+               in_loss: Callable[[], torch.Tensor] | None, reported: Callable[[], torch.Tensor] | None):
+    """One optimizer step on one batch, as Keras's ``train_step``: -> (logits, data loss, penalty).
+
+    ``in_loss`` is the penalty minimized with the data loss (recipe ``penalty``); ``reported``
+    the penalty only measured (other recipes), both at the pre-update weights.
+    """
+    logits = model(xb)
+    data_loss = F.cross_entropy(logits, yb)  # mean over the batch; softmax on logits
+    if in_loss is not None:
+        pen = in_loss()
+        loss = data_loss + pen  # penalty at the pre-update weights, not divided by batch size
+    else:
+        with torch.no_grad():
+            pen = reported() if reported is not None else data_loss.new_zeros(())
+        loss = data_loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return logits, data_loss, pen
+
+
+def penalties(model: nn.Module, recipe: Recipe | None):
+    """(penalty minimized in the loss, penalty reported) for ``train_step``: the reported one is
+    Keras's Σ λ·Σw² over the model's L2 coefficients whatever the recipe puts in the loss."""
+    in_loss = _penalty_fn(model, recipe.penalty if recipe is not None else {})
+    return in_loss, in_loss if in_loss is not None else _penalty_fn(model, l2.coefficients(model))
+
+
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
         batch_size: int, order: Sequence[np.ndarray], recipe: Recipe | None = None,
         x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
@@ -64,8 +93,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: 
     pre-update weights (measured, not minimized, when the recipe does not put it in the loss),
     so that ``loss`` means what Keras's history means whatever the recipe.
     """
-    in_loss = _penalty_fn(model, recipe.penalty if recipe is not None else {})
-    reported = in_loss if in_loss is not None else _penalty_fn(model, l2.coefficients(model))
+    in_loss, reported = penalties(model, recipe)
     result = FitResult(steps=[] if capture_steps else None)
     model.train()
     for epoch, perm in enumerate(order):
@@ -75,18 +103,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: 
         for start in range(0, len(perm), batch_size):
             idx = perm_t[start:start + batch_size]  # the partial last batch is kept
             xb, yb = x[idx], y[idx]
-            logits = model(xb)
-            data_loss = F.cross_entropy(logits, yb)  # mean over the batch; softmax on logits
-            if in_loss is not None:
-                pen = in_loss()
-                loss = data_loss + pen  # penalty at the pre-update weights, not divided by batch size
-            else:
-                with torch.no_grad():
-                    pen = reported() if reported is not None else data_loss.new_zeros(())
-                loss = data_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            logits, data_loss, pen = train_step(model, optimizer, xb, yb, in_loss, reported)
             with torch.no_grad():
                 n = len(idx)
                 sums += torch.stack([(data_loss.detach() + pen.detach()) * n, data_loss.detach() * n, pen.detach() * n,

@@ -1,0 +1,252 @@
+"""Teacher-forced one-step parity: the float32 test that does not depend on the machine.
+
+Two correct float32 implementations agree to ~1e-7 per step, but a trajectory compares
+them only until a discrete decision ties (a ReLU input or two MaxPool candidates within
+rounding of each other): rounding then picks a different side in each framework, and
+training amplifies it, differently on every CPU, thread count and kernel set. So we
+compare one step at a time. Before every step t, torch is given Keras's weights and
+optimizer state after step t−1 (Adam's moments and step count, SGD's momentum); it takes
+one step on the same batch, and we compare per tensor, relative to max |w|:
+
+    cross        |torch32 − keras32|     what the port changes, plus rounding
+    torch floor  |torch32 − torch64|     torch's own float32 rounding of this step
+    keras floor  |keras32 − keras64|     Keras's own float32 rounding of this step
+    cross64      |torch64 − keras64|     the two computations, without float32 rounding
+
+(the float64 steps start from the same float32 state, cast up). By the triangle
+inequality, cross ≤ torch floor + keras floor + cross64, on any machine. An exact recipe
+has cross64 at float64 rounding (plus TensorFlow's float32 casts of Python hyperparameters,
+~1e-9), so its cross never leaves the floor; a wrong one adds its own error at every
+step. The verdict (``comparisons.parity``) is built on that.
+
+Each step also records the smallest float64 decision margin of its forward pass (``margins``):
+the steps where the floors jump are the steps where a decision ties.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+# A decision ties when its float64 margin is within float32 rounding of the terms it is computed
+# from: |z| ≤ TIE · Σ|terms|, TIE two float32 units of roundoff (2·2⁻²⁴).
+TIE = 2.0**-23
+
+
+@dataclass
+class OneStep:
+    """Per step (rows) and tensor (columns): the four relative differences above, and per step
+    the smallest decision margin (relative, float64) of the step's forward pass."""
+
+    tensors: list[str]
+    cross: np.ndarray
+    torch_floor: np.ndarray
+    keras_floor: np.ndarray
+    cross64: np.ndarray
+    margins: np.ndarray
+
+    @property
+    def floor(self) -> np.ndarray:
+        return self.torch_floor + self.keras_floor
+
+    def excess(self, slack: float) -> np.ndarray:
+        """(steps, tensors): how far the cross-framework difference exceeds what rounding explains
+        (≤ 0 everywhere for the same computation)."""
+        return self.cross - self.floor - slack
+
+    def outliers(self, threshold: float) -> np.ndarray:
+        """Indices of the steps whose cross-framework difference exceeds ``threshold``."""
+        return np.flatnonzero(self.cross.max(1) > threshold)
+
+    def describe(self, slack: float) -> str:
+        step, col = np.unravel_index(int(self.excess(slack).argmax()), self.cross.shape)
+        return (f"median {np.median(self.cross.max(1)):.2g}, max {self.cross.max():.2g} of max |w|; "
+                f"worst against the rounding floor: {self.tensors[col]} at step {step + 1}, "
+                f"{self.cross[step, col]:.3g} vs floor {self.floor[step, col]:.3g}; "
+                f"{int(self.ties.sum())}/{len(self.ties)} steps with a decision tie")
+
+    def explain(self, step: int, slack: float) -> str:
+        """Why a step differs more than usual: ``tie`` (a decision of the step ties within float32
+        rounding), ``floor`` (no tie, but the frameworks' own float32 error of the step is as large:
+        Adam's first steps, where m/√v amplifies the rounding of tiny gradients), or ``unexplained``."""
+        if self.ties[step]:
+            return "tie"
+        return "floor" if self.excess(slack)[step].max() <= 0 else "unexplained"
+
+    def summary(self, slack: float, outlier: float) -> dict:
+        """The record's one-step part: medians and maxima, per-step series (max over tensors), outliers."""
+        per_step = self.cross.max(1)
+        outliers = self.outliers(outlier)
+        return {
+            "median": float(np.median(per_step)), "max": float(per_step.max()),
+            "floor_median": float(np.median(self.floor.max(1))), "max_excess": float(self.excess(slack).max()),
+            "cross64_max": float(self.cross64.max()),
+            "per_tensor_median": dict(zip(self.tensors, np.median(self.cross, 0).tolist())),
+            "ties": int(self.ties.sum()), "min_margin": float(self.margins.min()),
+            "outliers": {str(int(i) + 1): self.explain(int(i), slack) for i in outliers},
+            "series": {"cross": per_step.tolist(), "floor": self.floor.max(1).tolist(),
+                       "torch_floor": self.torch_floor.max(1).tolist(), "keras_floor": self.keras_floor.max(1).tolist(),
+                       "margin": self.margins.tolist()},
+        }
+
+    @property
+    def ties(self) -> np.ndarray:
+        """(steps,) bool: a decision of this step ties within float32 rounding."""
+        return self.margins < TIE
+
+
+def step_batches(order, batch_size: int, steps: int) -> list[np.ndarray]:
+    """The sample indices of each step, in training order (each epoch ends in its partial batch)."""
+    batches = [perm[i:i + batch_size] for perm in order for i in range(0, len(perm), batch_size)]
+    return batches[:steps]
+
+
+def _relative(a: dict, b: dict, ref: dict, tensors: list[str]) -> np.ndarray:
+    return np.array([np.abs(np.asarray(a[n], np.float64) - np.asarray(b[n], np.float64)).max()
+                     / max(float(np.abs(ref[n]).max()), np.finfo(np.float64).tiny) for n in tensors])
+
+
+def _before(traj, t: int):
+    """Keras's (weights, optimizer state) before step t (0-based)."""
+    if t == 0:
+        return traj.initial, {"iterations": 0, "slots": {}}
+    return traj.steps[t - 1], traj.states[t - 1]
+
+
+def _batches(traj, batch_size: int) -> list[np.ndarray]:
+    return step_batches(traj.order, batch_size, len(traj.steps))
+
+
+@functools.lru_cache(maxsize=4)
+def keras_float64_steps(keras_case) -> list[dict]:
+    """Keras's own float64 step from each of its float32 states (cached per Keras trajectory)."""
+    import keras_impl
+    from keras_impl import optim, recipes, train
+    from keras_impl.weights import export_weights, import_weights
+
+    from comparisons.parity import keras_trajectory, parity_data
+
+    traj = keras_trajectory(keras_case)
+    x, y = parity_data(keras_case.n_samples, keras_case.dataset)
+    with train.floatx("float64"):
+        model = keras_impl.build_model(keras_case.model, l2=recipes.model_l2(keras_case.keras_config, keras_case.l2),
+                                       dtype="float64")
+        optimizer = optim.make_optimizer(keras_case.optimizer, keras_case.keras_config, model)
+        train.compile_model(model, optimizer)
+        xs = train.to_array(x, keras_case.model, "float64")
+        out = []
+        for t, idx in enumerate(_batches(traj, keras_case.batch_size)):
+            weights, state = _before(traj, t)
+            import_weights(model, weights)
+            optim.import_state(optimizer, model, state)
+            train.train_step(model, xs[idx], y[idx])
+            out.append(export_weights(model))
+    return out
+
+
+def torch_steps(case, traj, x, y, dtype: str) -> list[dict]:
+    """The case's torch recipe in ``dtype``: one step from each of Keras's float32 states."""
+    import torch
+
+    from torch_impl import optim, train
+    from torch_impl.weights import export_weights, import_weights
+
+    from comparisons.parity import torch_setup
+
+    model, optimizer, recipe = torch_setup(case, traj.initial, dtype)
+    in_loss, reported = train.penalties(model, recipe)
+    xs = train.to_tensor(x, case.model, getattr(torch, dtype))
+    ys = torch.as_tensor(y)
+    out = []
+    for t, idx in enumerate(_batches(traj, case.batch_size)):
+        weights, state = _before(traj, t)
+        import_weights(model, weights)
+        optim.import_state(optimizer, model, state)
+        idx_t = torch.as_tensor(idx)
+        train.train_step(model, optimizer, xs[idx_t], ys[idx_t], in_loss, reported)
+        out.append(export_weights(model))
+    return out
+
+
+def margins(case, traj, x) -> np.ndarray:
+    """(steps,) the smallest relative float64 decision margin of each step's forward pass."""
+    import torch
+
+    import torch_impl
+    from torch_impl import train
+    from torch_impl.weights import import_weights
+
+    model = torch_impl.build_model(case.model, l2=0.0, dtype=torch.float64)
+    xs = train.to_tensor(x, case.model, torch.float64)
+    out = []
+    for t, idx in enumerate(_batches(traj, case.batch_size)):
+        import_weights(model, _before(traj, t)[0])
+        out.append(decision_margin(model, xs[torch.as_tensor(idx)]))
+    return np.array(out)
+
+
+def run(case, traj, x, y) -> OneStep:
+    """Teacher-forced one-step parity of ``case`` (a float32 ParityCase) along Keras's trajectory ``traj``."""
+    from comparisons.parity import keras_side
+
+    tensors = list(traj.initial)
+    keras32 = traj.steps
+    keras64 = keras_float64_steps(keras_side(case))
+    torch32 = torch_steps(case, traj, x, y, "float32")
+    torch64 = torch_steps(dataclasses.replace(case, dtype="float64"), traj, x, y, "float64")
+    rows = [(_relative(t32, k32, k32, tensors), _relative(t32, t64, k32, tensors), _relative(k32, k64, k32, tensors),
+             _relative(t64, k64, k32, tensors)) for k32, k64, t32, t64 in zip(keras32, keras64, torch32, torch64)]
+    cross, torch_floor, keras_floor, cross64 = (np.array(col) for col in zip(*rows))
+    return OneStep(tensors, cross, torch_floor, keras_floor, cross64, margins(case, traj, x))
+
+
+def decision_margin(model, x) -> float:
+    """The smallest relative margin of the discrete decisions in ``model``'s forward pass on ``x``
+    (float64): every ReLU input |z| / Σ|terms of z|, and every 2×2 MaxPool window's gap between
+    its two largest positive candidates, over the larger Σ|terms| of the two. Covers the
+    article's models: each Linear/Conv2d but the last feeds a ReLU, each MaxPool2d follows one.
+    """
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    found: list[float] = []
+    last_scale: list = [None]
+
+    def layer_hook(module, inputs, output):
+        (inp,) = inputs
+        if isinstance(module, nn.Linear):
+            scale = F.linear(inp.abs(), module.weight.abs(), module.bias.abs())
+        else:
+            scale = F.conv2d(inp.abs(), module.weight.abs(), module.bias.abs(), module.stride, module.padding,
+                             module.dilation, module.groups)
+        last_scale[0] = scale
+        if module is not final:
+            ok = scale > 0  # all-zero terms: computed exactly, no rounding to tie
+            if ok.any():
+                found.append(float((output.abs()[ok] / scale[ok]).min()))
+
+    def pool_hook(module, inputs, output):
+        (r,) = inputs  # post-ReLU (N, C, H, W); windows of 2×2, stride 2, floor
+        scale = last_scale[0]
+        win = F.unfold(r.flatten(0, 1).unsqueeze(1), 2, stride=2)  # (N·C, 4, windows)
+        swin = F.unfold(scale.flatten(0, 1).unsqueeze(1), 2, stride=2)
+        top2, where = win.topk(2, dim=1)
+        both = top2[:, 1] > 0  # a zero candidate is a ReLU decision, counted above
+        if both.any():
+            s = torch.maximum(swin.gather(1, where[:, :1]), swin.gather(1, where[:, 1:2]))[:, 0]
+            found.append(float(((top2[:, 0] - top2[:, 1])[both] / s[both]).min()))
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    final = layers[-1]
+    handles = [m.register_forward_hook(layer_hook) for m in layers]
+    handles += [m.register_forward_hook(pool_hook) for m in model.modules() if isinstance(m, nn.MaxPool2d)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return min(found) if found else float("inf")
