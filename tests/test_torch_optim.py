@@ -19,11 +19,12 @@ def _grads(steps, n=3, seed=0):
 
 
 def test_keras_adam_equals_torch_adam_with_step_dependent_eps():
-    """KerasAdam ≡ torch Adam with eps_t = ε/√(1−β2ᵗ): ε sits outside the bias correction."""
-    eps, b2 = 1e-3, 0.999  # a large ε, so that its placement matters
+    """KerasAdam ≡ torch Adam with eps_t = ε/√(1−β2ᵗ): ε sits outside the bias correction.
+    (β exact in float32: in float64, KerasAdam rounds β through float32 as TensorFlow does.)"""
+    eps, b1, b2 = 1e-3, 0.875, 1 - 2**-10  # a large ε, so that its placement matters
     ours, ref = _param([0.5, -1.0, 2.0]), _param([0.5, -1.0, 2.0])
-    keras_adam = optim.KerasAdam([ours], lr=0.01, epsilon=eps)
-    torch_adam = torch.optim.Adam([ref], lr=0.01, eps=eps)
+    keras_adam = optim.KerasAdam([ours], lr=0.01, beta_1=b1, beta_2=b2, epsilon=eps)
+    torch_adam = torch.optim.Adam([ref], lr=0.01, betas=(b1, b2), eps=eps)
     for t, g in enumerate(_grads(20), start=1):
         torch_adam.param_groups[0]["eps"] = eps / math.sqrt(1 - b2**t)
         ours.grad, ref.grad = g.clone(), g.clone()
@@ -43,18 +44,45 @@ def test_keras_adam_equals_torch_adam_with_step_dependent_eps():
 def test_keras_sgd_momentum_form():
     """m = μ·m − lr·g; w += m (Keras), equal to torch's b = μ·b + g; w −= lr·b up to rounding."""
     ours, ref = _param([1.0, 2.0, 3.0]), _param([1.0, 2.0, 3.0])
-    keras_sgd = optim.KerasSGD([ours], lr=0.1, momentum=0.9)
-    torch_sgd = torch.optim.SGD([ref], lr=0.1, momentum=0.9)
+    keras_sgd = optim.KerasSGD([ours], lr=0.1, momentum=0.875)  # exact in float32 (see below)
+    torch_sgd = torch.optim.SGD([ref], lr=0.1, momentum=0.875)
     m = torch.zeros(3, dtype=torch.float64)
     w = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
     for g in _grads(10):
-        m = 0.9 * m - 0.1 * g
+        m = 0.875 * m - 0.1 * g
         w = w + m
         ours.grad, ref.grad = g.clone(), g.clone()
         keras_sgd.step()
         torch_sgd.step()
         torch.testing.assert_close(ours.detach(), w, rtol=0, atol=0)  # bit for bit the Keras formula
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-14)
+
+
+def test_float64_hyperparameters_are_rounded_through_float32_as_tensorflow_does():
+    """TensorFlow's ops.cast(0.9, float64) makes a float32 tensor first: a float64 Keras variable
+    sees momentum 0.89999998 and β2 0.99900001. The Keras-exact optimizers do the same; in float32
+    nothing changes."""
+    import numpy as np
+
+    g = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    p = _param([0.0, 0.0, 0.0])
+    sgd = optim.KerasSGD([p], lr=0.1, momentum=0.9)
+    for _ in range(2):
+        p.grad = g.clone()
+        sgd.step()
+    mu = float(np.float32(0.9))
+    expected = -0.1 * g + (mu * (-0.1 * g) - 0.1 * g)
+    torch.testing.assert_close(p.detach(), expected, rtol=0, atol=1e-16)
+    assert mu != 0.9 and (p.detach() - (-0.1 * g + (0.9 * (-0.1 * g) - 0.1 * g))).abs().max() > 1e-10
+    adam, q = None, _param([0.0, 0.0, 0.0])
+    adam = optim.KerasAdam([q], lr=1.0, beta_2=0.999, epsilon=0.0)
+    q.grad = g.clone()
+    adam.step()
+    b2 = float(np.float32(0.999))
+    # step 1: m = 0.1·g, v = 0.001·g², alpha = √(1−β2)/(1−β1) with β cast: −alpha·m/√v
+    alpha = math.sqrt(1 - b2) / (1 - float(np.float32(0.9)))
+    torch.testing.assert_close(q.detach(), -alpha * (1 - 0.9) * g / (math.sqrt(1 - 0.999) * g.abs()),
+                               rtol=1e-15, atol=0)
 
 
 @pytest.mark.parametrize("cls,kwargs", [(optim.KerasSGD, {"lr": 0.1}), (optim.KerasAdam, {"lr": 0.1})])
