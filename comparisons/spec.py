@@ -30,6 +30,7 @@ DTYPES = ("float32", "float64")
 # reruns what it affects instead of silently serving stale records.
 FINGERPRINTED = ("keras_impl/*.py", "torch_impl/*.py", "comparisons/data.py", "comparisons/seeds.py",
                  "comparisons/spec.py", "comparisons/records.py", "comparisons/parity.py",
+                 "comparisons/onestep.py",
                  "comparisons/parity_table.py")
 
 
