@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-slow results bench install clean
+.PHONY: test test-cpus test-slow results bench install clean
 
 install: $(STAMP)
 
@@ -16,6 +16,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests comparisons
+
+# The cross-framework proofs again under emulated CPUs (oneDNN capped at AVX2 / SSE4.1, ATen's
+# DEFAULT / AVX2 kernels) and 2 threads: each must pass (scripts/test_cpus.sh says what each changes).
+# ARGS go to pytest, e.g. make test-cpus ARGS='-k framework_facts'.
+test-cpus: $(STAMP)
+	PYTHON=$(BIN)/python bash scripts/test_cpus.sh $(ARGS)
 
 # Opt-in: long parity trajectories and other tests marked slow.
 test-slow: $(STAMP)

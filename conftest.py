@@ -9,8 +9,9 @@ THREADS = int(os.environ.get("L2COMPARE_THREADS", "1"))
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# Assigned, not defaulted: a shell's OMP_NUM_THREADS must not disagree with L2COMPARE_THREADS.
 for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ.setdefault(var, str(THREADS))
+    os.environ[var] = str(THREADS)
 
 import pytest  # noqa: E402
 

@@ -21,7 +21,7 @@ from comparisons.records import finish
 from comparisons.spec import RunSpec
 from comparisons.store import RunStore
 
-# framework name -> module implementing versions(), device(), initial_weights(spec), run(spec, initial).
+# framework name -> module implementing versions(), device(), machine(), initial_weights(spec), run(spec, initial).
 # Another column (Keras on the JAX backend, say) is one more entry here.
 WORKERS = {"keras": "keras_impl.worker", "torch": "torch_impl.worker"}
 

@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from comparisons.machine import provenance
+
 # The tensors the article's Keras models regularize, by canonical name. Used to report the
 # regularized Σw² of every run, whatever its λ or recipe, so runs can be compared.
 REGULARIZED = {
@@ -99,11 +101,15 @@ def json_safe(value):
 
 
 def finish(spec, output: dict) -> dict:
-    """The stored record: spec, key, seed, commit, machine, plus the worker's output."""
+    """The stored record: spec, key, seed, commit, machine, plus the worker's output.
+
+    The worker's ``machine`` (read in the process that ran the framework, with its thread
+    settings and the framework's dispatch) replaces this process's ``provenance()``, which only
+    stands in for a worker that gives none.
+    """
     from comparisons.spec import code_fingerprint
 
     record = {"key": spec.key, "spec": spec.to_dict(), "seed": spec.seed, "commit": git_commit(),
-              "code": code_fingerprint(),
-              "machine": platform.machine(), "python": platform.python_version(),
+              "code": code_fingerprint(), "machine": provenance(), "python": platform.python_version(),
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **output}
     return json_safe(record)

@@ -3,6 +3,7 @@
 Every number written here is computed from the records passed in; nothing is typed by hand.
 Plain pandas/matplotlib: this module never imports a framework, so the CLI's parent process
 can build reports. Entry points: ``runs_frame``, ``epochs_frame``, ``write_reports``, ``headline``.
+The parity tables and the float32 study live in ``parity_report.py``; this module writes them.
 """
 from __future__ import annotations
 
@@ -15,11 +16,16 @@ from matplotlib.figure import Figure  # no pyplot: no global backend state, safe
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from comparisons.experiments import ARTICLE_LAMBDA
-from comparisons.parity import CLOSE, EXACT
+from comparisons.parity import CLOSE, CLOSE_STEP, EXACT_FLOAT64, SLACK
 from comparisons.parity_table import COLUMNS as PARITY_COLUMNS
+from comparisons.parity_report import (OLD_BOUND, float32_markdown, float32_table, parity_frame, parity_markdown,
+                                       plot_float32_case)
 from comparisons.records import REGULARIZED
 from comparisons.spec import FRAMEWORKS, KERAS_CONFIGS, MODELS, TORCH_RECIPES, RunSpec
 from comparisons.stats import aggregate, fmt_mean_std
+from comparisons.tables import DPI
+from comparisons.tables import distinct as _distinct
+from comparisons.tables import markdown as _markdown
 
 __all__ = ["runs_frame", "epochs_frame", "write_reports", "headline"]
 
@@ -35,7 +41,6 @@ SIDE_LABEL = {"keras": "Keras l2", "torch": "torch penalty"}
 PAIR_ON = ["model", "l2", "optimizer", "mode", "dataset", "epochs", "dtype", "seed"]
 ORDER = {"model": MODELS, "framework": FRAMEWORKS, "regularization": KERAS_CONFIGS + TORCH_RECIPES,
          "optimizer": ("sgd", "momentum", "adam", "adamw"), "column": PARITY_COLUMNS}
-DPI = 120
 
 
 # ---------------------------------------------------------------- frames
@@ -162,11 +167,6 @@ def _n_text(*ns) -> str:
     return str(ns[0]) if len(set(ns)) == 1 else " / ".join(map(str, ns))
 
 
-def _markdown(df: pd.DataFrame) -> str:
-    # disable_numparse: keep our formatted strings ("0.01", "none") exactly as written
-    return df.to_markdown(index=False, disable_numparse=True)
-
-
 # ---------------------------------------------------------------- article
 
 
@@ -287,78 +287,6 @@ def sweep_table(df: pd.DataFrame) -> pd.DataFrame:
 def sweep_markdown(table: pd.DataFrame) -> str:
     wide = _side_by_side(table, ["model", "l2"])
     return _markdown(_side_table(wide, [("test acc", "test_accuracy"), ("‖w‖ reg", "regularized_norm")])) + "\n"
-
-
-# ---------------------------------------------------------------- parity
-
-
-PARITY_FIELDS = ["row", "column", "dtype", "worst", "worst_tensor", "worst_step", "loss_diff", "verdict", "steps"]
-
-
-def parity_frame(parity: list[dict]) -> pd.DataFrame:
-    """The CSV's long form, rows in record order (the verdict table's row order)."""
-    return pd.DataFrame([{f: p.get(f) for f in PARITY_FIELDS} for p in parity], columns=PARITY_FIELDS)
-
-
-def parity_pivot(long: pd.DataFrame) -> pd.DataFrame:
-    """Rows = Keras config / optimizer, columns = torch recipe; cell "float32 / float64" verdicts."""
-    rows = list(dict.fromkeys(long["row"]))
-    present = set(long["column"])
-    columns = [c for c in PARITY_COLUMNS if c in present] + [c for c in dict.fromkeys(long["column"])
-                                                             if c not in PARITY_COLUMNS]
-    cells = {(r.row, r.column, r.dtype): r for r in long.itertuples()}
-    table = [{"Keras config / optimizer": row,
-              **{c: " / ".join(_verdict(cells.get((row, c, d))) for d in ("float32", "float64"))
-                 for c in columns}} for row in rows]
-    return pd.DataFrame(table)
-
-
-def _verdict(cell) -> str:
-    if cell is None:
-        return "—"
-    return cell.verdict if pd.isna(cell.worst) else f"{cell.verdict} {cell.worst:.1e}"
-
-
-def parity_markdown(parity: list[dict]) -> str:
-    grid = [p for p in parity if not p.get("extra")]
-    extras = [p for p in parity if p.get("extra")]
-    text = f"{_parity_legend(grid)}\n\n{_markdown(parity_pivot(parity_frame(grid)))}\n"
-    if extras:
-        text += ("\n## Other mistakes (same setup)\n\n`lambda_not_2lambda`: torch `weight_decay=λ` (not 2λ) on the "
-                 "right tensors. `no_flatten_permutation`: the CNN ported with torch's (C, H, W) flatten order.\n\n"
-                 f"{_markdown(parity_pivot(parity_frame(extras)))}\n")
-    return text
-
-
-def _parity_legend(parity: list[dict]) -> str:
-    case = lambda f: _distinct(p.get("case", {}).get(f) for p in parity)  # noqa: E731
-    # ε matters only where the row's optimizer is Adam-family (SGD rows carry an unused default)
-    eps = {d: _distinct(p["case"].get("torch_epsilon") for p in parity
-                        if p.get("column") == "stock_torch" and p.get("dtype") == d
-                        and p["case"].get("optimizer", {}).get("name") in ("adam", "adamw"))
-           for d in ("float32", "float64")}
-    return "\n".join([
-        "Each cell: the float32 verdict and max |Δw| / the float64 verdict and max |Δw|, "
-        f"over {_distinct(p.get('steps') for p in parity)} training steps and all tensors, "
-        "from identical initial weights and batches.",
-        "",
-        f"- **exact**: max |Δw| ≤ {EXACT['float32']:g} (float32) / {EXACT['float64']:g} (float64): "
-        "the same computation up to rounding.",
-        f"- **close**: ≤ {CLOSE:g}: nearly the same computation.",
-        f"- **wrong**: above {CLOSE:g}: a different computation.",
-        f"- Data: model `{case('model')}`, data set `{case('dataset')}`, {case('n_samples')} samples, "
-        f"batch {case('batch_size')}, seed {case('seed')}.",
-        "- `stock_torch`: the row's exact recipe (penalty for `l2`, decoupled for `wd`) on torch.optim's own "
-        "classes at Keras's hyperparameters, with the row's Keras ε "
-        f"(ε = {eps['float32']} in float32, {eps['float64']} in float64).",
-        "- Under `wd` the Keras model has no layer regularizers, so penalty/coupled carry no λ: those cells "
-        "measure the cost of dropping the decay (with AdamW, torch's AdamW still decays all tensors).",
-    ])
-
-
-def _distinct(values) -> str:
-    seen = [v for v in dict.fromkeys(values) if v is not None]
-    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in seen) or "—"
 
 
 # ---------------------------------------------------------------- plots
@@ -484,6 +412,7 @@ def write_reports(out_dir: Path, runs: list[dict], parity: list[dict],
     index += _write_recipes(out_dir, _of(df, experiments, "recipes"))
     index += _write_sweep(out_dir, _of(df, experiments, "sweep"))
     index += _write_parity(out_dir, parity)
+    index += _write_float32(out_dir, parity)
     index += _write_porting(out_dir, runs, parity)
     if (out_dir / "bench.md").exists():  # written by `l2compare bench`, indexed here too
         index.append((out_dir / "bench.md", "speed of the suite's training loops against minimal ones, "
@@ -550,15 +479,38 @@ def _write_parity(out_dir: Path, parity: list[dict]) -> list[tuple[Path, str]]:
         return []
     return _write_table(out_dir, "parity", parity_frame(parity), parity_markdown(parity),
                         "Verdict table: Keras config / optimizer (rows) × torch recipe (columns), "
-                        "float32 / float64 verdict and max |Δw|",
-                        csv_note="one row per cell and dtype: worst |Δw|, its tensor and step, loss difference, verdict",
-                        md_note="readable pivot, with a legend of the verdicts and the setup")
+                        "float32 / float64 verdict and the number it follows from (float32: median one-step "
+                        "difference of max |w|; float64: trajectory max |Δw|)",
+                        csv_note="one row per record (grid, other mistakes, float32 study; `extra`/`study` say "
+                                 "which): verdict, score, trajectory worst |Δw| with its tensor and step, loss "
+                                 "difference, and for float32 the one-step numbers, ties, outliers by explanation "
+                                 "and the 1-ulp envelope",
+                        md_note="readable pivot with a legend of the verdicts and the setup, and every float32 "
+                                "cell in detail: one-step result, trajectory and 1-ulp envelope")
+
+
+def _write_float32(out_dir: Path, parity: list[dict]) -> list[tuple[Path, str]]:
+    table = float32_table(parity)
+    out = [] if table.empty else _write_table(
+        out_dir, "float32", table, float32_markdown(table, parity),
+        "float32 agreement study: the exact recipe (torch penalty vs Keras l2) over seeds × data sets × models × "
+        "optimizers, one row per data set / model / optimizer",
+        csv_note=f"seeds, trajectories within the retired fixed bound {OLD_BOUND:g}, one-step medians and maximum, "
+                 "rounding floor, share of steps with a decision tie, outlier steps by explanation, verdict counts",
+        md_note="readable, with the study's summary")
+    if plot_float32_case(parity, out_dir / "float32_cnn.png"):
+        out.append((out_dir / "float32_cnn.png",
+                    "One float32 CNN case step by step: top, the Keras-vs-torch trajectory against torch's own 1-ulp "
+                    "envelope (log); bottom, the one-step difference against the frameworks' rounding floor, decision "
+                    "ties marked in red"))
+    return out
 
 
 TITLES = {"article": "The article's models: Keras l2 vs torch penalty",
           "recipes": "Torch recipes against Keras l2",
           "sweep": "λ sweep: Keras l2 vs torch penalty",
-          "parity": "Parity: which torch recipe is the same computation as which Keras configuration"}
+          "parity": "Parity: which torch recipe is the same computation as which Keras configuration",
+          "float32": "float32 agreement: the exact recipe over seeds, data sets, models and optimizers"}
 
 
 def _write_table(out_dir: Path, name: str, table: pd.DataFrame, markdown: str, what: str,
@@ -594,7 +546,7 @@ def _readme(index: list[tuple[Path, str]], df: pd.DataFrame, runs: list[dict], p
 
 - `runs.jsonl`: one record per training run ({len(runs)} records, {int(used.sum())} used by the tables above):
   full spec, status, per-epoch history, per-tensor norms, accuracies, timings, versions, commit.
-- `parity.jsonl`: one record per parity cell and dtype ({len(parity)} records).
+- `parity.jsonl`: one record per parity cell and dtype ({len(parity)} records: {_parity_counts(parity)}).
 
 ## How to read the tables
 
@@ -608,10 +560,20 @@ def _readme(index: list[tuple[Path, str]], df: pd.DataFrame, runs: list[dict], p
 - **Δ acc**: torch − Keras test accuracy, **norm ratio**: torch / Keras ‖w‖ reg, each computed per seed
   (same model, optimizer, λ and seed) and then averaged; the CI is over those per-seed values.
   Δ = 0 and ratio = 1 mean the port lands where Keras does.
-- **Parity verdicts**: max |Δw| over all steps and tensors from identical weights and batches;
-  **exact** ≤ {EXACT['float32']:g} (float32) / {EXACT['float64']:g} (float64), **close** ≤ {CLOSE:g},
-  **wrong** above.
+- **Parity verdicts**, from identical initial weights and batches (details in `parity.md`).
+  float64, the trajectory: max |Δw| over all steps and tensors; **exact** ≤ {EXACT_FLOAT64:g},
+  **close** ≤ {CLOSE:g}, **wrong** above. float32, one step at a time: before each step torch is given Keras's
+  weights and optimizer state and takes one step on the same batch; **exact** when at every step and in every
+  tensor the difference (of max |w|) is within the two frameworks' own float32 rounding of that step + {SLACK:g},
+  which holds on every machine for the same computation; else **close** when the median step differs by
+  ≤ {CLOSE_STEP:g} of max |w|, **wrong** above. The number beside a verdict is the one it follows from.
 """
+
+
+def _parity_counts(parity: list[dict]) -> str:
+    study = sum(bool(p.get("study")) for p in parity)
+    extra = sum(bool(p.get("extra")) and not p.get("study") for p in parity)
+    return f"{len(parity) - study - extra} grid, {extra} other mistakes, {study} float32 study"
 
 
 def _provenance(df: pd.DataFrame, runs: list[dict], parity: list[dict]) -> str:
@@ -626,7 +588,51 @@ def _provenance(df: pd.DataFrame, runs: list[dict], parity: list[dict]) -> str:
     return (f"Generated from {len(runs)} run records (seeds {_distinct(sorted(set(df['seed'])))}; "
             f"epochs {_distinct(sorted(set(df['epochs'])))}; data set {_distinct(df['dataset'])}) "
             f"and {len(parity)} parity records. Versions: {listed}. "
-            f"Commit: {_distinct(r.get('commit') for r in records)}.")
+            f"Commit: {_distinct(r.get('commit') for r in records)}. {_machine(records)}")
+
+
+MACHINE_COLUMNS = ["arch", "cpu", "cores", "torch_cpu_capability", "torch_threads", "torch_interop_threads",
+                   "tf_intra_op_threads", "tf_inter_op_threads"]
+
+
+def _machine(records: list[dict]) -> str:
+    """Which machine made the numbers: CPU, the ISA level torch dispatched, ISA caps, thread counts.
+
+    From each record's ``machine`` (``comparisons.machine``); records older than that carry only the
+    architecture as a string, or nothing, and are described as far as they go.
+    """
+    rows, caps, env_threads = [], {}, {}
+    for r in records:
+        m = r.get("machine")
+        m = {"arch": m} if isinstance(m, str) else m if isinstance(m, dict) else {}
+        rows.append(m)
+        for name, value in (m.get("isa_caps") or {}).items():
+            caps.setdefault(f"{name}={value}", None)
+        for name, value in (m.get("threads") or {}).items():
+            env_threads.setdefault(f"{name}={value}", None)
+    df = pd.DataFrame(rows).reindex(columns=MACHINE_COLUMNS)
+
+    def distinct(column: str) -> str:
+        values = df[column].dropna()
+        return _distinct(values.astype(int) if column not in ("arch", "cpu", "torch_cpu_capability") else values)
+
+    if df["cpu"].isna().all():
+        arch = distinct("arch")
+        return f"Machine: {arch if arch != '—' else 'not recorded'} (CPU model and dispatch not recorded)."
+    cores = distinct("cores")
+    parts = [f"Machine: {distinct('cpu')} ({cores} {'core' if cores == '1' else 'cores'}, {distinct('arch')})"]
+    if df["torch_cpu_capability"].notna().any():
+        parts.append(f"torch dispatched {distinct('torch_cpu_capability')} kernels (ATen CPU capability)")
+    parts.append(f"ISA caps set: {', '.join(caps) or 'none'}")
+    threads = []
+    if df["torch_threads"].notna().any():
+        threads.append(f"torch {distinct('torch_threads')} (inter-op {distinct('torch_interop_threads')})")
+    if df["tf_intra_op_threads"].notna().any():  # 0: TensorFlow's default, one per core
+        threads.append(f"TensorFlow intra-op {distinct('tf_intra_op_threads')} / "
+                       f"inter-op {distinct('tf_inter_op_threads')}")
+    threads += env_threads
+    parts.append(f"threads: {', '.join(threads) or 'not recorded'}")
+    return "; ".join(parts) + "."
 
 
 def headline(out_dir: Path, link_prefix: str | None = None) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import keras_impl
 from comparisons import records
 from comparisons.data import load
+from comparisons.machine import provenance
 from comparisons.seeds import derive, epoch_orders
 from comparisons.spec import RunSpec
 from keras_impl import optim, recipes, seeding, train
@@ -31,6 +32,15 @@ def device() -> str:
     import tensorflow as tf
 
     return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+def machine() -> dict:
+    """The machine facts of this process (``comparisons.machine.provenance``) and TensorFlow's own:
+    its thread pools (0 = TensorFlow's default, one thread per core)."""
+    import tensorflow as tf
+
+    return {**provenance(), "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(), "versions": versions()}
 
 
 def defaults() -> dict:
@@ -80,4 +90,4 @@ def run(spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
     steps = len(history) * -(-len(x) // spec.batch_size)
     out = records.summary(spec.model, history, export_weights(model), wall, steps, diverged, initial_norms)
     return {"framework": FRAMEWORK, "defaults": defaults(), "backend": keras.backend.backend(), "versions": versions(),
-            "device": device(), **out}
+            "device": device(), "machine": machine(), **out}

@@ -14,6 +14,7 @@ import torch
 import torch_impl
 from comparisons import records
 from comparisons.data import load
+from comparisons.machine import provenance
 from comparisons.seeds import derive, epoch_orders
 from comparisons.spec import RunSpec
 from torch_impl import optim, recipes, seeding, train
@@ -28,6 +29,14 @@ def versions() -> dict:
 
 def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def machine() -> dict:
+    """The machine facts of this process (``comparisons.machine.provenance``) and torch's own: the
+    ISA level its ATen kernels dispatch at, and its thread pools."""
+    return {**provenance(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+            "versions": versions()}
 
 
 def defaults() -> dict:
@@ -83,4 +92,5 @@ def run(spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
     wall = time.perf_counter() - start
     steps = len(history) * -(-len(x) // spec.batch_size)
     out = records.summary(spec.model, history, export_weights(model), wall, steps, diverged, initial_norms)
-    return {"framework": FRAMEWORK, "defaults": defaults(), "backend": "torch", "versions": versions(), "device": dev, **out}
+    return {"framework": FRAMEWORK, "defaults": defaults(), "backend": "torch", "versions": versions(), "device": dev,
+            "machine": machine(), **out}

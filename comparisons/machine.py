@@ -1,0 +1,69 @@
+"""Which machine made a record: CPU, cores, the environment that caps kernel dispatch, threads.
+
+Floating-point results depend on the kernels a CPU runs (AVX-512 vs AVX2 vs SSE, oneDNN or
+not) and on the thread count (how reductions are split). Every record carries this dict, so a
+number can be traced to the machine and the dispatch that made it.
+
+``provenance`` is framework-neutral: it imports no ML framework, and the parent process can call
+it. The framework-specific part (the ISA level torch dispatched, each framework's thread pools)
+is read inside the worker that ran the framework: ``keras_impl.worker.machine`` and
+``torch_impl.worker.machine``; ``framework_details`` reads both frameworks at once.
+"""
+from __future__ import annotations
+
+import os
+import platform
+
+# Environment variables that cap or change which kernels the math libraries dispatch
+# (``make test-cpus`` uses the first three to emulate other CPUs on this one).
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "TF_ENABLE_ONEDNN_OPTS",
+            "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE", "MKL_DEBUG_CPU_TYPE")
+# Environment variables that fix the math libraries' thread pools.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _set(names: tuple[str, ...]) -> dict[str, str]:
+    return {name: os.environ[name] for name in names if name in os.environ}
+
+
+def provenance() -> dict:
+    """The framework-neutral machine facts of this process.
+
+    ``isa_caps`` and ``threads`` hold only the variables that are set: an empty dict means the
+    libraries chose for themselves.
+    """
+    return {"arch": platform.machine(), "cpu": cpu_model(), "cores": os.cpu_count(), "isa_caps": _set(ISA_CAPS),
+            "threads": _set(THREAD_VARS), "platform": platform.platform(), "python": platform.python_version()}
+
+
+def framework_details() -> dict:
+    """torch's dispatched ISA level, both frameworks' thread pools, and the versions.
+
+    Imports torch *and* TensorFlow/Keras (inside the function, not at module import), so call it
+    only in a process that already runs both, such as a parity worker; a harness worker, which
+    runs one framework, uses its own ``worker.machine()`` instead.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    import torch
+
+    return {"torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+            # 0 means TensorFlow's own default (one per core), not zero threads
+            "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "versions": {"torch": torch.__version__, "keras": keras.__version__, "tensorflow": tf.__version__,
+                         "numpy": np.__version__}}

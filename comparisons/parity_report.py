@@ -1,0 +1,378 @@
+"""The parity reports: the verdict table (parity.md/.csv), every float32 cell in detail, the float32
+agreement study (float32.md/.csv) and one float32 CNN case step by step (float32_cnn.png).
+
+Built from parity records only (``results/parity.jsonl``, written by ``comparisons.parity_table``).
+Imports no framework.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: no global backend state, safe in any process
+
+from comparisons.onestep import TIE
+from comparisons.parity import CLOSE, CLOSE_STEP, EXACT_FLOAT64, OUTLIER, SLACK
+from comparisons.parity_table import COLUMNS as PARITY_COLUMNS
+from comparisons.parity_table import STUDY
+from comparisons.spec import MODELS, OptimizerSpec
+from comparisons.tables import DPI, distinct, markdown, sci
+
+# The fixed float32 trajectory bound that issue #8 retires (it held on one CPU and failed on the next);
+# kept only to count, in the float32 study, how many trajectories would still have passed it.
+OLD_BOUND = 1e-5
+EXPLANATIONS = ("tie", "floor", "unexplained")  # comparisons.onestep.OneStep.explain
+PARITY_FIELDS = ["row", "column", "dtype", "extra", "study", "verdict", "score", "steps",
+                 "worst", "worst_tensor", "worst_step", "loss_diff",
+                 "onestep_median", "onestep_max", "floor_median", "excess_over_floor", "tie_steps",
+                 *(f"outliers_{e}" for e in EXPLANATIONS), "envelope_max"]
+_PARITY_COUNTS = ["steps", "worst_step", "tie_steps", *(f"outliers_{e}" for e in EXPLANATIONS)]
+
+
+def _score(p: dict):
+    """The number a verdict follows from; records written before it existed: their worst |Δw|."""
+    return p["score"] if p.get("score") is not None else p.get("worst")
+
+
+def _onestep_fields(p: dict) -> dict:
+    """A record's float32 one-step and envelope numbers (None where the record has none)."""
+    one, envelope = p.get("onestep"), p.get("envelope")
+    out = {"onestep_median": None, "onestep_max": None, "floor_median": None, "excess_over_floor": None,
+           "tie_steps": None, **{f"outliers_{e}": None for e in EXPLANATIONS},
+           "envelope_max": max(envelope) if envelope else None}
+    if one:
+        why = list((one.get("outliers") or {}).values())
+        out.update(onestep_median=one.get("median"), onestep_max=one.get("max"), floor_median=one.get("floor_median"),
+                   # the record's max_excess is max(cross − floor − SLACK); shown as max(cross − floor)
+                   excess_over_floor=None if one.get("max_excess") is None else one["max_excess"] + SLACK,
+                   tie_steps=one.get("ties"), **{f"outliers_{e}": why.count(e) for e in EXPLANATIONS})
+    return out
+
+
+def parity_frame(parity: list[dict]) -> pd.DataFrame:
+    """The CSV's long form, rows in record order (the verdict table's row order): one row per record
+    (grid, other mistakes, float32 study), with its float32 one-step, trajectory and envelope numbers."""
+    rows = [{**{f: p.get(f) for f in PARITY_FIELDS}, "extra": bool(p.get("extra")), "study": bool(p.get("study")),
+             "score": _score(p), **_onestep_fields(p)} for p in parity]
+    df = pd.DataFrame(rows, columns=PARITY_FIELDS)
+    numbers = ["score", "worst", "loss_diff", "onestep_median", "onestep_max", "floor_median", "excess_over_floor",
+               "envelope_max"]
+    for c in numbers:
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    return df.astype({c: "Int64" for c in _PARITY_COUNTS})
+
+
+def parity_pivot(long: pd.DataFrame) -> pd.DataFrame:
+    """Rows = Keras config / optimizer, columns = torch recipe; cell "float32 / float64" verdicts."""
+    rows = list(dict.fromkeys(long["row"]))
+    present = set(long["column"])
+    columns = [c for c in PARITY_COLUMNS if c in present] + [c for c in dict.fromkeys(long["column"])
+                                                             if c not in PARITY_COLUMNS]
+    cells = {(r.row, r.column, r.dtype): r for r in long.itertuples()}
+    table = [{"Keras config / optimizer": row,
+              **{c: " / ".join(_verdict(cells.get((row, c, d))) for d in ("float32", "float64"))
+                 for c in columns}} for row in rows]
+    return pd.DataFrame(table)
+
+
+def _verdict(cell) -> str:
+    if cell is None:
+        return "—"
+    return cell.verdict if pd.isna(cell.score) else f"{cell.verdict} {cell.score:.1e}"
+
+
+def _excess(value) -> str:
+    """cross − floor: "≤ 0" when the floor explains every step (at equality it is 0 up to ~1e-23, rounding
+    of the relative differences; exact allows up to SLACK)."""
+    if value is None or pd.isna(value):
+        return "—"
+    return f"≤ {SLACK:g}" if value <= SLACK else f"{value:.1e}"
+
+
+def parity_markdown(parity: list[dict]) -> str:
+    grid = [p for p in parity if not p.get("extra") and not p.get("study")]
+    extras = [p for p in parity if p.get("extra") and not p.get("study")]
+    text = f"{_parity_legend(grid)}\n\n{markdown(parity_pivot(parity_frame(grid)))}\n"
+    if extras:
+        text += ("\n## Other mistakes (same setup)\n\n`lambda_not_2lambda`: torch `weight_decay=λ` (not 2λ) on the "
+                 "right tensors. `no_flatten_permutation`: the CNN ported with torch's (C, H, W) flatten order.\n\n"
+                 f"{markdown(parity_pivot(parity_frame(extras)))}\n")
+    detail = parity_detail(grid + extras)
+    if detail is not None:
+        text += f"\n## float32 cells in detail\n\n{_detail_legend()}\n\n{markdown(detail)}\n"
+    return text
+
+
+def parity_detail(parity: list[dict]) -> pd.DataFrame | None:
+    """One row per float32 cell: the one-step result, the trajectory and the 1-ulp envelope.
+    None when no float32 record carries one-step data (records older than the one-step verdict)."""
+    f32 = parity_frame([p for p in parity if p.get("dtype") == "float32"])
+    if f32["onestep_median"].isna().all():
+        return None
+    rows = []
+    for r in f32.itertuples():
+        ties = "—" if pd.isna(r.tie_steps) else f"{r.tie_steps}/{r.steps}"
+        outliers = ("—" if pd.isna(r.outliers_tie)
+                    else " / ".join(str(getattr(r, f"outliers_{e}")) for e in EXPLANATIONS))
+        rows.append({"Keras config / optimizer": r.row, "torch recipe": r.column, "verdict": r.verdict,
+                     "one-step median": sci(r.onestep_median), "one-step max": sci(r.onestep_max),
+                     "max excess over the floor": _excess(r.excess_over_floor), "steps with a tie": ties,
+                     "outlier steps: " + " / ".join(EXPLANATIONS): outliers,
+                     "trajectory max \\|Δw\\|": sci(r.worst), "1-ulp envelope max": sci(r.envelope_max)})
+    return pd.DataFrame(rows)
+
+
+def _detail_legend() -> str:
+    return "\n".join([
+        "Every float32 cell carries three results. The verdict follows from the first.",
+        "",
+        "- **one-step median / max**: the difference of torch's single step from Keras's, started each time from "
+        "Keras's weights and optimizer state, max over tensors of max |Δw| / max |w|; median and max over steps.",
+        "- **max excess over the floor**: the largest cross-framework difference minus the rounding floor (torch's "
+        "own float32-vs-float64 error of that step + Keras's), over steps and tensors; "
+        f"exact needs ≤ {SLACK:g} everywhere, shown as such.",
+        f"- **steps with a tie**: steps where a ReLU input or two MaxPool candidates tie (float64 margin < {TIE:.3g} "
+        "of the terms they are computed from), so float32 rounding can decide either way.",
+        f"- **outlier steps**: steps whose one-step difference exceeds {OUTLIER:g} of max |w|, by explanation: "
+        "`tie` (a decision of the step ties), `floor` (no tie, but the frameworks' own float32 error of the step is "
+        "as large, e.g. Adam's first steps), `unexplained` (what a mistake looks like).",
+        "- **trajectory max |Δw|**: both frameworks trained through all steps on their own; max over steps and "
+        "tensors (absolute). **1-ulp envelope max**: the same for torch against torch started from initial "
+        "weights nudged by one unit in the last place — how far float32 training amplifies the smallest "
+        "difference. A trajectory drift of the envelope's size is rounding, not the recipe.",
+    ])
+
+
+def _parity_legend(parity: list[dict]) -> str:
+    case = lambda f: distinct(p.get("case", {}).get(f) for p in parity)  # noqa: E731
+    # ε matters only where the row's optimizer is Adam-family (SGD rows carry an unused default)
+    eps = {d: distinct(p["case"].get("torch_epsilon") for p in parity
+                        if p.get("column") == "stock_torch" and p.get("dtype") == d
+                        and p["case"].get("optimizer", {}).get("name") in ("adam", "adamw"))
+           for d in ("float32", "float64")}
+    return "\n".join([
+        "Each cell: the float32 verdict and the number it follows from / the float64 verdict and its number. "
+        "Both frameworks start from Keras's initial weights and see the same batches, "
+        f"{distinct(p.get('steps') for p in parity)} training steps.",
+        "",
+        "- **float64: the trajectory.** Both train through every step on their own; the number is max |Δw| over "
+        f"all steps and tensors. **exact** ≤ {EXACT_FLOAT64:g} (the same computation up to float64 rounding), "
+        f"**close** ≤ {CLOSE:g}, **wrong** above.",
+        "- **float32: one step at a time.** Before every step, torch is given Keras's weights and optimizer state "
+        "after the previous step and takes one step on the same batch; per tensor, the difference is "
+        "max |Δw| / max |w|. **exact**: at every step and in every tensor, the cross-framework difference is at "
+        "most torch's own float32 error of that step (its float32 step against the same step in float64) + "
+        f"Keras's own float32 error of that step + {SLACK:g}. By the triangle inequality this holds on every "
+        "machine when the two are the same computation. Otherwise **close** when the median step differs by at "
+        f"most {CLOSE_STEP:g} of max |w|, **wrong** above. The number is that median: the one-step difference "
+        "(max over tensors, of max |w|), median over steps.",
+        "- Why not the float32 trajectory: it agrees only until a ReLU input or two MaxPool candidates tie within "
+        "rounding; each framework then rounds to its own side, and training amplifies the difference, differently "
+        "on every CPU. It is kept below, beside torch's own 1-ulp envelope.",
+        f"- Data: model `{case('model')}`, data set `{case('dataset')}`, {case('n_samples')} samples, "
+        f"batch {case('batch_size')}, seed {case('seed')}.",
+        "- `stock_torch`: the row's exact recipe (penalty for `l2`, decoupled for `wd`) on torch.optim's own "
+        "classes at Keras's hyperparameters, with the row's Keras ε "
+        f"(ε = {eps['float32']} in float32, {eps['float64']} in float64).",
+        "- Under `wd` the Keras model has no layer regularizers, so penalty/coupled carry no λ: those cells "
+        "measure the cost of dropping the decay (with AdamW, torch's AdamW still decays all tensors).",
+    ])
+
+
+# ---------------------------------------------------------------- float32 agreement study
+
+
+FLOAT32_KEYS = ["dataset", "model", "optimizer"]
+
+
+def study_records(parity: list[dict]) -> list[dict]:
+    """The float32 agreement study's records that carry one-step data."""
+    return [p for p in parity if p.get("study") and p.get("onestep")]
+
+
+def _study_ids(p: dict) -> dict:
+    case = p["case"]
+    return {"dataset": case["dataset"], "model": case["model"],
+            "optimizer": OptimizerSpec(**case["optimizer"]).label, "seed": case["seed"]}
+
+
+def study_frame(parity: list[dict]) -> pd.DataFrame:
+    """One row per study record: its ids and the numbers the study table aggregates."""
+    rows = []
+    for p in study_records(parity):
+        one = p["onestep"]
+        why = list((one.get("outliers") or {}).values())
+        rows.append({**_study_ids(p), "verdict": p["verdict"], "steps": p["steps"], "trajectory_max": p["worst"],
+                     "envelope_max": max(p["envelope"]) if p.get("envelope") else math.nan,
+                     "onestep_median": one["median"], "onestep_max": one["max"], "floor_median": one["floor_median"],
+                     "ties": one["ties"], **{f"outliers_{e}": why.count(e) for e in EXPLANATIONS}})
+    return pd.DataFrame(rows)
+
+
+def float32_table(parity: list[dict]) -> pd.DataFrame:
+    """Per (dataset, model, optimizer), over seeds: how many float32 trajectories stay ≤ OLD_BOUND, the
+    one-step numbers, the fraction of steps with a decision tie, outliers by explanation, verdict counts."""
+    df = study_frame(parity)
+    if df.empty:
+        return df
+    groups = df.groupby(FLOAT32_KEYS, sort=False)
+    out = groups.agg(n=("seed", "nunique"),
+                     trajectory_le_old_bound=("trajectory_max", lambda s: int((s <= OLD_BOUND).sum())),
+                     onestep_median_median=("onestep_median", "median"),
+                     onestep_median_max=("onestep_median", "max"), onestep_max=("onestep_max", "max"),
+                     floor_median=("floor_median", "median"),
+                     **{f"outliers_{e}": (f"outliers_{e}", "sum") for e in EXPLANATIONS},
+                     trajectory_max_median=("trajectory_max", "median"),
+                     envelope_max_median=("envelope_max", "median")).reset_index()
+    ties = groups[["ties", "steps"]].sum().reset_index()
+    out["tie_fraction"] = (ties["ties"] / ties["steps"]).to_numpy()
+    verdicts = pd.crosstab([df[k] for k in FLOAT32_KEYS], df["verdict"])
+    verdicts = verdicts.reindex(columns=["exact", "close", "wrong"], fill_value=0).reset_index()
+    out = out.merge(verdicts, on=FLOAT32_KEYS, how="left")
+    order = {"dataset": STUDY["datasets"], "model": MODELS, "optimizer": STUDY["optimizers"]}
+    out = out.sort_values(FLOAT32_KEYS, key=lambda s: s.map({v: i for i, v in enumerate(order[s.name])})
+                          .fillna(len(order[s.name])), kind="stable").reset_index(drop=True)
+    columns = [*FLOAT32_KEYS, "n", "trajectory_le_old_bound", "onestep_median_median", "onestep_median_max",
+               "onestep_max", "floor_median", "tie_fraction", *(f"outliers_{e}" for e in EXPLANATIONS),
+               "exact", "close", "wrong", "trajectory_max_median", "envelope_max_median"]
+    counts = ["n", "trajectory_le_old_bound", *(f"outliers_{e}" for e in EXPLANATIONS), "exact", "close", "wrong"]
+    return out[columns].astype({c: "Int64" for c in counts})
+
+
+def float32_summary(parity: list[dict]) -> dict | None:
+    """The study in a few numbers (for float32.md and PORTING.md); None without study records."""
+    df = study_frame(parity)
+    if df.empty:
+        return None
+    cnn = df[df["model"].eq("cnn")]
+    return {"cases": len(df), "extent": _study_extent(df),
+            "seeds": distinct(sorted(df["seed"])), "datasets": distinct(df["dataset"]),
+            "models": distinct(df["model"]), "optimizers": distinct(df["optimizer"]),
+            "under_old_bound": int((df["trajectory_max"] <= OLD_BOUND).sum()),
+            "median_low": float(df["onestep_median"].min()), "median_high": float(df["onestep_median"].max()),
+            "onestep_max": float(df["onestep_max"].max()), "tie_fraction": float(df["ties"].sum() / df["steps"].sum()),
+            "tie_fraction_cnn": float(cnn["ties"].sum() / cnn["steps"].sum()) if len(cnn) else math.nan,
+            **{f"outliers_{e}": int(df[f"outliers_{e}"].sum()) for e in EXPLANATIONS},
+            **{v: int(df["verdict"].eq(v).sum()) for v in ("exact", "close", "wrong")},
+            "trajectory_max": float(df["trajectory_max"].max()), "envelope_max": float(df["envelope_max"].max())}
+
+
+def _study_extent(df: pd.DataFrame) -> str:
+    """"5 seeds × 2 data sets × 3 models × 3 optimizers" for a full cross product, else what there is."""
+    names = {"seed": "seeds", "dataset": "data sets", "model": "models", "optimizer": "optimizers"}
+    counts = {k: df[k].nunique() for k in names}
+    if len(df) == math.prod(counts.values()) and not df.duplicated(["seed", *FLOAT32_KEYS]).any():
+        text = " × ".join(f"{n} {names[k]}" for k, n in counts.items())
+    else:
+        seeds = df.groupby(FLOAT32_KEYS)["seed"].nunique()
+        each = f"{seeds.iloc[0]} seeds" if seeds.nunique() == 1 else f"{seeds.min()}–{seeds.max()} seeds"
+        text = f"{each} × {len(seeds)} data set / model / optimizer combinations"
+    design = math.prod(len(v) for v in STUDY.values())
+    return text if len(df) >= design else f"{text}, a partial run of the study's {design}"
+
+
+def float32_markdown(table: pd.DataFrame, parity: list[dict]) -> str:
+    s = float32_summary(parity)
+    rows = [{"data set": r["dataset"], "model": r["model"], "optimizer": r["optimizer"], "seeds": str(r["n"]),
+             f"trajectory ≤ {OLD_BOUND:g}": f"{r['trajectory_le_old_bound']}/{r['n']}",
+             "one-step median (median / max over seeds)": f"{sci(r['onestep_median_median'])} / "
+                                                         f"{sci(r['onestep_median_max'])}",
+             "one-step max": sci(r["onestep_max"]), "floor median": sci(r["floor_median"]),
+             "steps with a tie": f"{r['tie_fraction']:.0%}",
+             "outlier steps: " + " / ".join(EXPLANATIONS): " / ".join(str(r[f"outliers_{e}"]) for e in EXPLANATIONS),
+             "verdicts exact / close / wrong": f"{r['exact']} / {r['close']} / {r['wrong']}",
+             "trajectory max \\|Δw\\| (median)": sci(r["trajectory_max_median"]),
+             "1-ulp envelope max (median)": sci(r["envelope_max_median"])} for _, r in table.iterrows()]
+    intro = "\n".join([
+        f"The exact recipe (torch `penalty`) against Keras `l2` in float32, over {s['cases']} cases ({s['extent']}). "
+        f"Seeds {s['seeds']}; data sets {s['datasets']}; models {s['models']}; optimizers {s['optimizers']}. "
+        "Each case is set up as in [parity.md](parity.md), where the verdicts are defined.",
+        "",
+        f"- {s['exact']} of {s['cases']} cases are exact one step at a time ({s['close']} close, {s['wrong']} wrong); "
+        f"one-step medians are {sci(s['median_low'])}–{sci(s['median_high'])} of max |w|, the largest single "
+        f"step {sci(s['onestep_max'])}.",
+        f"- The whole float32 trajectory stays ≤ {OLD_BOUND:g} (the fixed bound this replaces) in "
+        f"{s['under_old_bound']} of {s['cases']} cases; its largest drift, {sci(s['trajectory_max'])}, compares with "
+        f"torch's own 1-ulp envelope, up to {sci(s['envelope_max'])}.",
+        f"- {s['tie_fraction']:.0%} of all steps have a decision tie; outlier steps (> {OUTLIER:g} of max |w|): "
+        + ", ".join(f"{s[f'outliers_{e}']} {e}" for e in EXPLANATIONS) + ".",
+        "",
+        "Columns: **trajectory ≤ bound**: seeds whose trajectory max |Δw| stays within the old fixed bound; "
+        "**one-step median**: per seed the median over steps of the one-step difference (of max |w|), then its "
+        "median and max over seeds; **one-step max**: the largest single step; **floor median**: the median "
+        "rounding floor (torch's + Keras's own float32-vs-float64 error of a step); **steps with a tie**: share of "
+        "all steps where a ReLU or MaxPool decision ties within float32 rounding; **outlier steps**: summed over "
+        "seeds; **trajectory / envelope**: medians over seeds of the trajectory's max |Δw| and of torch's own "
+        "1-ulp envelope.",
+    ])
+    return f"{intro}\n\n{markdown(pd.DataFrame(rows))}\n\n![float32 CNN case](float32_cnn.png)\n"
+
+
+def _float32_case(parity: list[dict]) -> dict | None:
+    """The study's CNN / article / momentum case with the lowest seed; else the first float32 CNN record
+    with one-step data (study records first, lowest seed first; the deliberate mistakes never)."""
+    def ok(p):
+        return p.get("dtype") == "float32" and p.get("onestep") and p.get("trajectory") \
+            and p.get("case", {}).get("model") == "cnn" and not p.get("extra")
+    candidates = [p for p in parity if ok(p)]
+    preferred = [p for p in candidates if p.get("study") and _study_ids(p)["dataset"] == "article"
+                 and _study_ids(p)["optimizer"] == "momentum"]
+    return min(preferred or candidates, key=lambda p: (not p.get("study"), p["case"].get("seed", 0)), default=None)
+
+
+def _positive(values) -> np.ndarray:
+    """For a log axis: exact zeros (identical weights) are not drawn."""
+    v = np.asarray([math.nan if x is None else x for x in values], dtype=float)
+    return np.where(v > 0, v, np.nan)
+
+
+def plot_float32_case(parity: list[dict], path: Path) -> bool:
+    """Top: the float32 trajectory (Keras vs torch) against torch's own 1-ulp envelope, per step. Bottom:
+    one step at a time, the cross-framework difference against the frameworks' own rounding floor, with
+    the steps where a decision ties marked."""
+    p = _float32_case(parity)
+    if p is None:
+        return False
+    series = p["onestep"]["series"]
+    steps = np.arange(1, len(p["trajectory"]) + 1)
+    fig = Figure(figsize=(10, 9), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    top.plot(steps, _positive(p["trajectory"]), marker="o", markersize=3, label="Keras vs torch (cross-framework)")
+    if p.get("envelope"):
+        top.plot(steps, _positive(p["envelope"]), marker="s", markersize=3, color="tab:gray",
+                 label="torch vs torch, start nudged by 1 ulp (same-framework envelope)")
+    top.axhline(OLD_BOUND, color="black", linestyle=":", linewidth=1, label=f"old fixed bound {OLD_BOUND:g}")
+    top.set(yscale="log", ylabel="max |Δw| over tensors",
+            title="Whole trajectories, each side training on its own: how far Keras and torch drift apart, "
+                  "against how far\ntorch drifts from itself after a 1-ulp nudge of its start (rounding, amplified "
+                  "by training)")
+    one = steps[:len(series["cross"])]
+    ties = np.asarray(series["margin"], dtype=float) < TIE
+    for ax in (top, bottom):
+        for s in one[ties]:
+            ax.axvspan(s - 0.5, s + 0.5, color="tab:red", alpha=0.12, linewidth=0)
+    bottom.plot(one, _positive(series["cross"]), marker="o", markersize=3, label="Keras vs torch, one step")
+    bottom.plot(one, _positive(series["floor"]), color="tab:green", linestyle="--",
+                label="rounding floor: torch's + Keras's own float32 error of the step")
+    bottom.plot(one[ties], _positive(series["cross"])[ties], linestyle="none", marker="x", color="tab:red",
+                markersize=7, label=f"a ReLU/MaxPool decision ties (margin < {TIE:.3g})")
+    bottom.set(yscale="log", xlabel="training step", ylabel="max |Δw| / max |w| over tensors",
+               title="One step at a time from Keras's weights and optimizer state: exact means the cross-framework "
+                     f"difference stays\nwithin the floor (+ {SLACK:g}) at every step; where a decision ties, both "
+                     "may jump together")
+    top.axvspan(math.nan, math.nan, color="tab:red", alpha=0.12,
+                label="steps where a decision ties (from the bottom panel)")
+    for ax in (top, bottom):  # legends under each panel: never over the data, whatever the case
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14 if ax is bottom else -0.03), ncol=2)
+    top.tick_params(labelbottom=True)
+    case = p["case"]
+    label = OptimizerSpec(**case["optimizer"]).label
+    fig.suptitle(f"float32, {case['model']} / {label} / {case['dataset']}, seed {case.get('seed')}: torch "
+                 f"{case.get('recipe')} against Keras {case.get('keras_config')} (verdict: {p.get('verdict')})")
+    fig.savefig(path, dpi=DPI)
+    return True
+
+
