@@ -205,7 +205,8 @@ def run(case, traj, x, y) -> OneStep:
 def decision_margin(model, x) -> float:
     """The smallest relative margin of the discrete decisions in ``model``'s forward pass on ``x``
     (float64): every ReLU input |z| / Σ|terms of z|, and every 2×2 MaxPool window's gap between
-    its two largest positive candidates, over the larger Σ|terms| of the two. Covers the
+    its two largest positive candidates, over the larger Σ|terms| of the two (exactly equal candidates
+    excepted: see below). Covers the
     article's models: each Linear/Conv2d but the last feeds a ReLU, each MaxPool2d follows one.
     """
     import torch
@@ -234,7 +235,10 @@ def decision_margin(model, x) -> float:
         win = F.unfold(r.flatten(0, 1).unsqueeze(1), 2, stride=2)  # (N·C, 4, windows)
         swin = F.unfold(scale.flatten(0, 1).unsqueeze(1), 2, stride=2)
         top2, where = win.topk(2, dim=1)
-        both = top2[:, 1] > 0  # a zero candidate is a ReLU decision, counted above
+        # A zero candidate is a ReLU decision, counted above. Candidates exactly equal in float64 come
+        # from identical inputs (the blank background of digits): every framework and precision computes
+        # them bit for bit alike, so rounding cannot order them; not a rounding tie.
+        both = (top2[:, 1] > 0) & (top2[:, 0] > top2[:, 1])
         if both.any():
             s = torch.maximum(swin.gather(1, where[:, :1]), swin.gather(1, where[:, 1:2]))[:, 0]
             found.append(float(((top2[:, 0] - top2[:, 1])[both] / s[both]).min()))

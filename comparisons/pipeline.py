@@ -108,13 +108,22 @@ def update_readme_headline(readme: Path, out: Path) -> bool:
     return True
 
 
+def _current(records: list[dict], keys: list[str]) -> list[dict]:
+    """The records with these keys, in the keys' order, each once."""
+    by_key = {r["key"]: r for r in records}
+    return [by_key[k] for k in dict.fromkeys(keys) if k in by_key]
+
+
 def report(out: Path) -> list[Path]:
     """Rebuild every table and plot from the records under ``out`` (and the README's headline)."""
     from comparisons import report as report_module
 
-    runs = RunStore(out / RUNS).records()
-    parity = RunStore(out / PARITY).records()
     index = json.loads((out / INDEX).read_text()) if (out / INDEX).exists() else {}
+    # Only the records of the current experiments and parity cells: keys hash the code, so records
+    # made by older code stay in the stores (resumable, auditable) but never reach a table.
+    runs = _current(RunStore(out / RUNS).records(), [k for keys in index.values() for k in keys])
+    parity = _current(RunStore(out / PARITY).records(),
+                      [c.key for c in parity_table.cells() + parity_table.study_cells()])
     written = report_module.write_reports(out, runs, parity, {k: set(v) for k, v in index.items()})
     readme = out.resolve().parent / "README.md"
     if update_readme_headline(readme, out.resolve()):

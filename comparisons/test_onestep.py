@@ -90,6 +90,8 @@ def test_decision_margin_finds_two_maxpool_candidates_within_rounding():
         conv.bias.zero_()
     x = torch.tensor([[[[1.0, 1.0 + 1e-10], [0.25, 0.5]]]], dtype=torch.float64)
     assert onestep.decision_margin(model, x) == pytest.approx(1e-10, rel=1e-3)
+    # exactly equal candidates (identical inputs) are computed alike everywhere: not a rounding tie
+    assert onestep.decision_margin(model, torch.tensor([[[[1.0, 1.0], [0.25, 0.5]]]], dtype=torch.float64)) > 0.1
     assert onestep.decision_margin(model, x.clone().index_put_((torch.tensor([0]),) * 2 + (torch.tensor([0]),) * 2,
                                                                 torch.tensor([0.75], dtype=torch.float64))) > 0.1
 

@@ -412,3 +412,21 @@ def test_no_framework_imported():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
+
+
+def test_reports_use_only_records_of_the_current_code(tmp_path):
+    """Keys hash the code: records made by older code stay in the stores but never reach a table."""
+    import json
+
+    from comparisons import pipeline
+    from comparisons.parity_table import cells
+
+    current = cells()[0]
+    stale = {"key": "stale-key", "row": current.row, "column": current.column, "dtype": current.dtype,
+             "verdict": "wrong", "worst": 1.0, "score": 1.0, "steps": 52, "case": {}}
+    (tmp_path / "parity.jsonl").write_text(json.dumps(stale) + "\n")
+    (tmp_path / "runs.jsonl").write_text(json.dumps({"key": "stale-run"}) + "\n")
+    (tmp_path / "experiments.json").write_text(json.dumps({"article": ["not-run-yet"]}))
+    pipeline.report(tmp_path)
+    assert not (tmp_path / "parity.md").exists()
+    assert pipeline._current([stale, {"key": "a"}, {"key": "b"}], ["b", "a", "b", "c"]) == [{"key": "b"}, {"key": "a"}]
