@@ -6,7 +6,9 @@ rounding of each other): rounding then picks a different side in each framework,
 training amplifies it, differently on every CPU, thread count and kernel set. So we
 compare one step at a time. Before every step t, torch is given Keras's weights and
 optimizer state after step t−1 (Adam's moments and step count, SGD's momentum); it takes
-one step on the same batch, and we compare per tensor, relative to max |w|:
+one step on the same batch, and we compare the weights and the optimizer's new state (a recipe
+could take Keras's step yet keep a different state, as decoupled decay does with momentum), per
+tensor and per slot, relative to its max |·|:
 
     cross        |torch32 − keras32|     what the port changes, plus rounding
     torch floor  |torch32 − torch64|     torch's own float32 rounding of this step
@@ -103,9 +105,19 @@ def step_batches(order, batch_size: int, steps: int) -> list[np.ndarray]:
     return batches[:steps]
 
 
+def _flat(weights: dict, state: dict) -> dict[str, np.ndarray]:
+    """Weights and optimizer slots after a step, side by side: "hidden/kernel", "hidden/kernel:momentum"."""
+    return {**weights, **{f"{name}:{slot}": value for name, slots in state["slots"].items()
+                          for slot, value in slots.items()}}
+
+
 def _relative(a: dict, b: dict, ref: dict, tensors: list[str]) -> np.ndarray:
-    return np.array([np.abs(np.asarray(a[n], np.float64) - np.asarray(b[n], np.float64)).max()
-                     / max(float(np.abs(ref[n]).max()), np.finfo(np.float64).tiny) for n in tensors])
+    """Per tensor max |a − b| / max |ref|; a slot one side lacks counts as zeros there."""
+    def get(d, n):
+        return np.asarray(d[n], np.float64) if n in d else np.zeros_like(ref[n], dtype=np.float64)
+
+    return np.array([np.abs(get(a, n) - get(b, n)).max() / max(float(np.abs(ref[n]).max()), np.finfo(np.float64).tiny)
+                     for n in tensors])
 
 
 def _before(traj, t: int):
@@ -142,7 +154,7 @@ def keras_float64_steps(keras_case) -> list[dict]:
             import_weights(model, weights)
             optim.import_state(optimizer, model, state)
             train.train_step(model, xs[idx], y[idx])
-            out.append(export_weights(model))
+            out.append(_flat(export_weights(model), optim.export_state(optimizer, model)))
     return out
 
 
@@ -166,7 +178,7 @@ def torch_steps(case, traj, x, y, dtype: str) -> list[dict]:
         optim.import_state(optimizer, model, state)
         idx_t = torch.as_tensor(idx)
         train.train_step(model, optimizer, xs[idx_t], ys[idx_t], in_loss, reported)
-        out.append(export_weights(model))
+        out.append(_flat(export_weights(model), optim.export_state(optimizer, model)))
     return out
 
 
@@ -191,8 +203,10 @@ def run(case, traj, x, y) -> OneStep:
     """Teacher-forced one-step parity of ``case`` (a float32 ParityCase) along Keras's trajectory ``traj``."""
     from comparisons.parity import keras_side
 
-    tensors = list(traj.initial)
-    keras32 = traj.steps
+    # Weights and the optimizer's state: a recipe can take Keras's step and still keep other state
+    # (decoupled decay with momentum leaves the decay out of the momentum), which a step compares.
+    keras32 = [_flat(w, st) for w, st in zip(traj.steps, traj.states)]
+    tensors = list(keras32[0])
     keras64 = keras_float64_steps(keras_side(case))
     torch32 = torch_steps(case, traj, x, y, "float32")
     torch64 = torch_steps(dataclasses.replace(case, dtype="float64"), traj, x, y, "float64")

@@ -97,6 +97,16 @@ def test_decoupled_is_not_l2_with_adam_even_on_the_right_tensors_at_2_lambda():
     assert_not_equivalent(run(ParityCase(model="mlp", recipe="decoupled", optimizer=F32["adam"])), MARGIN)
 
 
+def test_decoupled_is_not_l2_with_momentum_the_decay_stays_out_of_the_momentum():
+    # w −= lr·2λ·w beside the momentum step: from Keras's state, one step lands on Keras's weights, but
+    # Keras's momentum carries −lr·2λw and torch's does not, so the comparison includes the optimizer's
+    # state. Measured: one-step median 1.2e-2 (the momentum slot); float64 trajectory 0.19.
+    result = run(ParityCase(model="mlp", recipe="decoupled", optimizer=F32["momentum"]))
+    assert_not_equivalent(result, MARGIN)
+    weights_only = [i for i, name in enumerate(result.onestep.tensors) if ":" not in name]
+    assert result.onestep.cross[:, weights_only].max() < 1e-6, "the weights alone agree within rounding"
+
+
 def test_decoupled_equals_l2_with_plain_sgd():
     # A known coincidence, asserted so that nobody generalizes it: with plain SGD,
     # w -= lr·2λ·w then w -= lr·g is exactly w -= lr·(g + 2λw).
@@ -134,11 +144,14 @@ def test_missing_flatten_permutation_is_not_the_same_model():
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_lambda_off_by_one_percent_is_not_exact_in_float32(model, optimizer):
     """The float32 verdict must still see a small mistake. With plain SGD, λ×0.99 changes each step
-    by lr·2λ·1% ≈ 2e-6 of |w| (measured median 2.0e-6; Adam: 5e-6 to 1.3e-5), while exact recipes sit
-    at ~1e-7 and within their rounding floor at every step."""
+    by lr·2λ·1% ≈ 2e-6 of |w| (measured median 2.0e-6: "close"; Adam 5e-6 to 1.3e-5; with momentum the
+    momentum slot differs by ~1e-4 of its size, "wrong"), while exact recipes sit at ~1e-7 and within
+    their rounding floor at every step."""
     case = ParityCase(model=model, recipe="penalty", optimizer=F32[optimizer], torch_l2_scale=0.99)
     result = run(case)
-    assert result.verdict == "close", result.describe()
+    assert result.verdict in ("close", "wrong"), result.describe()
+    shown = float((result.onestep.excess(SLACK).max(1) > 0).mean())  # 1.0 here; a tie step may hide it
+    assert shown >= 0.9, f"λ×0.99 should show at nearly every step, shown at {shown:.0%}: {result.describe()}"
     median = float(np.median(result.onestep.cross.max(1)))
     assert median > 1e-6, f"λ×0.99 should change every step by > 1e-6 of |w|: {result.describe()}"
 
