@@ -129,7 +129,8 @@ def _detail_legend() -> str:
         "Every float32 cell carries three results. The verdict follows from the first.",
         "",
         "- **one-step median / max**: the difference of torch's single step from Keras's, started each time from "
-        "Keras's weights and optimizer state, max over tensors of max |Δw| / max |w|; median and max over steps.",
+        "Keras's weights and optimizer state, max over tensors and optimizer slots (momentum, velocity) of "
+        "max |Δ| / max |·|; median and max over steps.",
         "- **max excess over the floor**: the largest cross-framework difference minus the rounding floor (torch's "
         "own float32-vs-float64 error of that step + Keras's), over steps and tensors; "
         f"exact needs ≤ {SLACK:g} everywhere, shown as such.",
@@ -167,7 +168,7 @@ def _parity_legend(parity: list[dict]) -> str:
         f"Keras's own float32 error of that step + {SLACK:g}. By the triangle inequality this holds on every "
         "machine when the two are the same computation. Otherwise **close** when the median step differs by at "
         f"most {CLOSE_STEP:g} of max |w|, **wrong** above. The number is that median: the one-step difference "
-        "(max over tensors, of max |w|), median over steps.",
+        "(max over tensors and optimizer slots, of max |·|), median over steps.",
         "- Why not the float32 trajectory: it agrees only until a ReLU input or two MaxPool candidates tie within "
         "rounding; each framework then rounds to its own side, and training amplifies the difference, differently "
         "on every CPU. It is kept below, beside torch's own 1-ulp envelope.",
@@ -358,10 +359,10 @@ def plot_float32_case(parity: list[dict], path: Path) -> bool:
                 label="rounding floor: torch's + Keras's own float32 error of the step")
     bottom.plot(one[ties], _positive(series["cross"])[ties], linestyle="none", marker="x", color="tab:red",
                 markersize=7, label=f"a ReLU/MaxPool decision ties (margin < {TIE:.3g})")
-    bottom.set(yscale="log", xlabel="training step", ylabel="max |Δw| / max |w| over tensors",
-               title="One step at a time from Keras's weights and optimizer state: exact means the cross-framework "
-                     f"difference stays\nwithin the floor (+ {SLACK:g}) at every step; where a decision ties, both "
-                     "may jump together")
+    bottom.set(yscale="log", xlabel="training step", ylabel="max |Δ| / max |·| over tensors and slots",
+               title="One step at a time from Keras's weights and optimizer state: exact means that in every tensor\n"
+                     f"and optimizer slot the difference stays within the floor (+ {SLACK:g}) at every step; "
+                     "at a tie both may jump")
     top.axvspan(math.nan, math.nan, color="tab:red", alpha=0.12,
                 label="steps where a decision ties (from the bottom panel)")
     for ax in (top, bottom):  # legends under each panel: never over the data, whatever the case
