@@ -17,9 +17,9 @@ tensor and per slot, relative to its max |·|:
 
 (the float64 steps start from the same float32 state, cast up). By the triangle
 inequality, cross ≤ torch floor + keras floor + cross64, on any machine. An exact recipe
-has cross64 at float64 rounding (plus TensorFlow's float32 casts of Python hyperparameters,
-~1e-9), so its cross never leaves the floor; a wrong one adds its own error at every
-step. The verdict (``comparisons.parity``) is built on that.
+has cross64 at float64 rounding (≤ 1e-14 measured: the torch side rounds hyperparameters
+through float32 where TensorFlow does), so its cross never leaves the floor; a wrong one adds
+its own error at every step. The verdict (``comparisons.parity``) is built on that.
 
 Each step also records the smallest float64 decision margin of its forward pass (``margins``):
 the steps where the floors jump are the steps where a decision ties.

@@ -4,6 +4,10 @@ Both sides start from Keras's initial weights (moved as canonical weights), see 
 same batches in the same order, and train for the same steps; torch uses the
 Keras-exact optimizers unless the case asks for a stock one. We record the
 per-step max |Δw| of every tensor and the difference of the reported losses.
+float64 is judged on that trajectory. float32 is judged one step at a time from
+Keras's states (``comparisons.onestep``): a float32 trajectory parts wherever a
+decision ties within rounding, differently on every CPU; its drift is recorded
+beside torch's own drift from a 1-ulp nudged start (the envelope).
 
 Entry point: ``run(ParityCase(...)) -> ParityResult``. This module imports both
 frameworks (in-process), so the harness runs it in a worker, never in its parent.
@@ -49,10 +53,10 @@ def preset_optimizer(label: str, dtype: str, **changes) -> OptimizerSpec:
 EXACT_FLOAT64 = 1e-12
 CLOSE = 1e-3
 # float32: teacher-forced one step at a time (comparisons.onestep). "exact" when, at every step and
-# in every tensor, the cross-framework difference is within the two frameworks' own float32 rounding
-# of that step (torch floor + keras floor) plus SLACK, which covers the float64 disagreement of two
-# exact recipes (measured ≤ 1e-14 of max |w|; the smallest mistake tested, λ off by 1%, is 2e-6). Otherwise "close" when the median step differs by at
-# most CLOSE_STEP of max |w|, and "wrong" above.
+# in every tensor and optimizer slot, the cross-framework difference is within the two frameworks'
+# own float32 rounding of that step (torch floor + keras floor) plus SLACK, which covers the float64
+# disagreement of two exact recipes (measured ≤ 1e-14 of max |w|; the smallest mistake tested, λ off
+# by 1%, is 2e-6). Otherwise "close" when the median step differs by at most CLOSE_STEP, "wrong" above.
 SLACK = 1e-9
 CLOSE_STEP = 1e-4
 # A step whose cross-framework difference exceeds OUTLIER (about 16 float32 ulps of max |w|) is an
