@@ -19,6 +19,7 @@ from comparisons.spec import RunSpec
 from comparisons.store import RunStore
 
 RUNS, PARITY, INDEX = "runs.jsonl", "parity.jsonl", "experiments.json"
+PARITY_INDEX = "parity"  # the index entry listing the parity cells' keys
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -54,6 +55,7 @@ def run_parity(out: Path, *, threads: int = 1, force: bool = False, progress: bo
     parity compares them in-process). Cells sharing a Keras trajectory go to the same worker."""
     store = RunStore(out / PARITY)
     cells = parity_table.cells() + parity_table.study_cells()
+    _save_index(out, {PARITY_INDEX: [c.key for c in cells]})
     if force:
         store.replace([r for r in store.records() if r["key"] not in {c.key for c in cells}])
     todo = [c for c in cells if c.key not in store]
@@ -119,11 +121,12 @@ def report(out: Path) -> list[Path]:
     from comparisons import report as report_module
 
     index = json.loads((out / INDEX).read_text()) if (out / INDEX).exists() else {}
-    # Only the records of the current experiments and parity cells: keys hash the code, so records
-    # made by older code stay in the stores (resumable, auditable) but never reach a table.
+    # Only the records the last `run` planned (the index): keys hash the code, so records made by
+    # older code stay in the stores (resumable, auditable) but never reach a table.
+    parity_keys = index.pop(PARITY_INDEX, None) or [c.key for c in parity_table.cells()
+                                                     + parity_table.study_cells()]
     runs = _current(RunStore(out / RUNS).records(), [k for keys in index.values() for k in keys])
-    parity = _current(RunStore(out / PARITY).records(),
-                      [c.key for c in parity_table.cells() + parity_table.study_cells()])
+    parity = _current(RunStore(out / PARITY).records(), parity_keys)
     written = report_module.write_reports(out, runs, parity, {k: set(v) for k, v in index.items()})
     readme = out.resolve().parent / "README.md"
     if update_readme_headline(readme, out.resolve()):
