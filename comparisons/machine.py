@@ -7,7 +7,8 @@ number can be traced to the machine and the dispatch that made it.
 ``provenance`` is framework-neutral: it imports no ML framework, and the parent process can call
 it. The framework-specific part (the ISA level torch dispatched, each framework's thread pools)
 is read inside the worker that ran the framework: ``keras_impl.worker.machine`` and
-``torch_impl.worker.machine``; ``framework_details`` reads both frameworks at once.
+``torch_impl.worker.machine`` (a parity record, which runs both, merges the two:
+``comparisons.parity_table.machine``).
 """
 from __future__ import annotations
 
@@ -46,24 +47,3 @@ def provenance() -> dict:
     """
     return {"arch": platform.machine(), "cpu": cpu_model(), "cores": os.cpu_count(), "isa_caps": _set(ISA_CAPS),
             "threads": _set(THREAD_VARS), "platform": platform.platform(), "python": platform.python_version()}
-
-
-def framework_details() -> dict:
-    """torch's dispatched ISA level, both frameworks' thread pools, and the versions.
-
-    Imports torch *and* TensorFlow/Keras (inside the function, not at module import), so call it
-    only in a process that already runs both, such as a parity worker; a harness worker, which
-    runs one framework, uses its own ``worker.machine()`` instead.
-    """
-    import keras
-    import numpy as np
-    import tensorflow as tf
-    import torch
-
-    return {"torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
-            # 0 means TensorFlow's own default (one per core), not zero threads
-            "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-            "versions": {"torch": torch.__version__, "keras": keras.__version__, "tensorflow": tf.__version__,
-                         "numpy": np.__version__}}

@@ -107,6 +107,21 @@ def study_cells() -> list[Cell]:
     return out
 
 
+def machine() -> dict:
+    """The machine facts of a process that runs both frameworks (a parity worker): each worker's
+    ``machine()``, merged, with both frameworks' versions."""
+    from keras_impl import worker as keras_worker
+    from torch_impl import worker as torch_worker
+
+    keras_facts, torch_facts = keras_worker.machine(), torch_worker.machine()
+    return {**keras_facts, **torch_facts, "versions": {**keras_facts["versions"], **torch_facts["versions"]}}
+
+
+def all_cells() -> list[Cell]:
+    """The grid, the other mistakes and the float32 study: every cell `l2compare run parity` records."""
+    return cells() + study_cells()
+
+
 def run_cell(cell: Cell) -> dict:
     """One parity run -> its record (plain JSON types)."""
     import keras
@@ -114,8 +129,6 @@ def run_cell(cell: Cell) -> dict:
 
     from comparisons.parity import run
     from comparisons.records import git_commit, json_safe
-
-    from comparisons.machine import framework_details, provenance
 
     result = run(cell.case)
     tensor, step, _ = result.worst_tensor()
@@ -132,5 +145,5 @@ def run_cell(cell: Cell) -> dict:
         "envelope": result.envelope.max(1).tolist() if result.envelope is not None else None,
         "onestep": one, "loss_diff": result.loss_diff["loss"], "verdict": result.verdict,
         "versions": {"keras": keras.__version__, "torch": torch.__version__}, "commit": git_commit(),
-        "code": code_fingerprint(), "machine": {**provenance(), **framework_details()},
+        "code": code_fingerprint(), "machine": machine(),
     })

@@ -54,7 +54,7 @@ def run_parity(out: Path, *, threads: int = 1, force: bool = False, progress: bo
     """Every parity cell not yet recorded, in ``workers`` processes (both frameworks in each:
     parity compares them in-process). Cells sharing a Keras trajectory go to the same worker."""
     store = RunStore(out / PARITY)
-    cells = parity_table.cells() + parity_table.study_cells()
+    cells = parity_table.all_cells()
     _save_index(out, {PARITY_INDEX: [c.key for c in cells]})
     if force:
         store.replace([r for r in store.records() if r["key"] not in {c.key for c in cells}])
@@ -123,8 +123,7 @@ def report(out: Path) -> list[Path]:
     index = json.loads((out / INDEX).read_text()) if (out / INDEX).exists() else {}
     # Only the records the last `run` planned (the index): keys hash the code, so records made by
     # older code stay in the stores (resumable, auditable) but never reach a table.
-    parity_keys = index.pop(PARITY_INDEX, None) or [c.key for c in parity_table.cells()
-                                                     + parity_table.study_cells()]
+    parity_keys = index.pop(PARITY_INDEX, None) or [c.key for c in parity_table.all_cells()]
     runs = _current(RunStore(out / RUNS).records(), [k for keys in index.values() for k in keys])
     parity = _current(RunStore(out / PARITY).records(), parity_keys)
     written = report_module.write_reports(out, runs, parity, {k: set(v) for k, v in index.items()})

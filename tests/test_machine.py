@@ -49,11 +49,13 @@ def test_machine_module_imports_no_framework():
     assert out.stdout.strip() == "[]"
 
 
-def test_framework_details_reads_both_frameworks():
+def test_a_parity_record_reads_both_frameworks():
     torch = pytest.importorskip("torch")
-    details = machine.framework_details()
-    assert set(details) == {"torch_cpu_capability", "torch_threads", "torch_interop_threads",
-                            "tf_intra_op_threads", "tf_inter_op_threads", "versions"}
+    from comparisons import parity_table
+
+    details = parity_table.machine()
+    assert set(details) == PROVENANCE_KEYS | {"torch_cpu_capability", "torch_threads", "torch_interop_threads",
+                                              "tf_intra_op_threads", "tf_inter_op_threads", "versions"}
     assert details["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert set(details["versions"]) == {"torch", "keras", "tensorflow", "numpy"}
 

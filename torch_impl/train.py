@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from torch_impl import l2
+from torch_impl.optim import export_state
 from torch_impl.recipes import Recipe
 from torch_impl.weights import export_weights
 
@@ -23,10 +24,11 @@ from torch_impl.weights import export_weights
 @dataclass
 class FitResult:
     """Per-epoch history (loss, data_loss, penalty, accuracy, test_accuracy) and, when
-    asked, the canonical weights after every step."""
+    asked, the canonical weights and optimizer state (``optim.export_state``) after every step."""
 
     history: list[dict] = field(default_factory=list)
     steps: list[dict[str, np.ndarray]] | None = None
+    states: list[dict] | None = None
 
 
 def to_tensor(x: np.ndarray, model_name: str, dtype: torch.dtype, device="cpu") -> torch.Tensor:
@@ -94,7 +96,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: 
     so that ``loss`` means what Keras's history means whatever the recipe.
     """
     in_loss, reported = penalties(model, recipe)
-    result = FitResult(steps=[] if capture_steps else None)
+    result = FitResult(steps=[] if capture_steps else None, states=[] if capture_steps else None)
     model.train()
     for epoch, perm in enumerate(order):
         perm_t = torch.as_tensor(perm, device=x.device)
@@ -110,6 +112,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: 
                                      (logits.argmax(1) == yb).sum()]).to(torch.float64)
             if capture_steps:
                 result.steps.append(export_weights(model))
+                result.states.append(export_state(optimizer, model))
         loss_sum, data_sum, pen_sum, correct = sums.tolist()
         row = {"epoch": epoch + 1, "loss": loss_sum / len(perm), "data_loss": data_sum / len(perm),
                "penalty": pen_sum / len(perm), "accuracy": correct / len(perm)}
