@@ -1,5 +1,5 @@
-"""Framework-neutral harness, data, porting, reports and CLI of l2compare.
+"""The cross-framework proofs: ``pytest comparisons``.
 
-Importing this package imports no framework; ``comparisons.porting`` imports both.
+Tests only. Each one runs Keras and PyTorch in one process and asserts, with explicit
+tolerances, which torch recipe is the same computation as which Keras configuration.
 """
-__version__ = "0.1.0"

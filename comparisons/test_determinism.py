@@ -6,8 +6,8 @@ case: no state left over from the first run).
 """
 import pytest
 
-from comparisons.records import finish
-from comparisons.spec import OptimizerSpec, RunSpec
+from core.records import finish
+from core.spec import OptimizerSpec, RunSpec
 
 TIMINGS = {"wall_time_s", "steps_per_s", "created"}
 

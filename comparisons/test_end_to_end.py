@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 
-from comparisons.store import RunStore
+from engine.store import RunStore
 
 TINY = ["--epochs", "1", "--seeds", "1", "--no-progress"]
 
 
 def _cli(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "comparisons.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "l2compare.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
@@ -59,8 +59,8 @@ def test_compare_prints_a_side_by_side_summary(tmp_path):
 
 
 def test_diverging_run_is_recorded_not_a_crash(tmp_path):
-    from comparisons import harness
-    from comparisons.spec import OptimizerSpec, RunSpec
+    from engine import workers as harness
+    from core.spec import OptimizerSpec, RunSpec
 
     spec = RunSpec(model="mlp", framework="torch", regularization="penalty", l2=0.01, epochs=2,
                    optimizer=OptimizerSpec("sgd", lr=1e6))  # blows up in the first epoch

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from comparisons import onestep
-from comparisons.parity import ParityCase, keras_side, keras_trajectory, parity_data, preset_optimizer, torch_setup
+from parity import onestep
+from parity.runner import ParityCase, keras_side, keras_trajectory, parity_data, preset_optimizer, torch_setup
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])

@@ -7,7 +7,7 @@ from keras import layers, regularizers
 
 import keras_impl
 import torch_impl
-from comparisons import porting
+from porter import convert as porting
 from torch_impl.models import KerasFlatten
 
 TOL = {"float32": 1e-5, "float64": 1e-12}

@@ -1,6 +1,6 @@
 """Timing of keras_impl's training loop against plain ``model.fit`` (mirror: torch_impl/bench.py).
 
-Called in a worker process by ``comparisons.bench``; returns plain dicts of
+Called in a worker process by ``engine.bench``; returns plain dicts of
 milliseconds per step. Each variant gets a fresh model and one untimed warm-up
 epoch (tracing the train function), then ``epochs`` timed epochs.
 """
@@ -12,9 +12,9 @@ import keras
 import numpy as np
 
 import keras_impl
-from comparisons.data import load
-from comparisons.seeds import epoch_orders
-from comparisons.spec import OptimizerSpec
+from core.data import load
+from core.seeds import epoch_orders
+from core.spec import OptimizerSpec
 from keras_impl import optim, seeding, train
 
 CONFIGS = ("none", "l2", "wd")

@@ -11,11 +11,11 @@ import keras
 import numpy as np
 
 import keras_impl
-from comparisons import records
-from comparisons.data import load
-from comparisons.machine import provenance
-from comparisons.seeds import derive, epoch_orders
-from comparisons.spec import RunSpec
+from core import records
+from core.data import load
+from core.machine import provenance
+from core.seeds import derive, epoch_orders
+from core.spec import RunSpec
 from keras_impl import optim, recipes, seeding, train
 from keras_impl.weights import export_weights
 
@@ -35,7 +35,7 @@ def device() -> str:
 
 
 def machine() -> dict:
-    """The machine facts of this process (``comparisons.machine.provenance``) and TensorFlow's own:
+    """The machine facts of this process (``core.machine.provenance``) and TensorFlow's own:
     its thread pools (0 = TensorFlow's default, one thread per core)."""
     import tensorflow as tf
 

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-from comparisons.spec import OptimizerSpec, RunSpec
+from core.spec import OptimizerSpec, RunSpec
 from torch_impl import seeding, worker
 
 

@@ -1,5 +1,5 @@
 """The benchmark runs on a tiny configuration and writes its report (no timing is asserted)."""
-from comparisons import bench
+from engine import bench
 
 
 def test_bench_runs_tiny_and_writes_report(tmp_path):

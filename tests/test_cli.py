@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from comparisons import cli
+from l2compare import cli
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -31,7 +31,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
 
 
 def test_console_script_exit_code_and_no_traceback():
-    proc = subprocess.run([sys.executable, "-m", "comparisons.cli", "run", "nope"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "l2compare.cli", "run", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "unknown experiment 'nope'" in proc.stderr
 
@@ -52,8 +52,8 @@ def test_seeds_count_and_list():
 def test_the_parent_process_imports_no_framework():
     """Keras picks its backend at import and each framework's thread pools would disturb the other's
     timings: the CLI, harness, pipeline and reports must not import one."""
-    code = ("import sys, comparisons.cli, comparisons.pipeline, comparisons.harness, comparisons.report, "
-            "comparisons.bench, comparisons.porting_md, comparisons.parity_table; "
+    code = ("import sys, l2compare.cli, l2compare.pipeline, engine.workers, reports.report, "
+            "engine.bench, reports.porting_guide, parity.grid; "
             "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,4 +1,4 @@
-"""Tests for comparisons.data. No network: `_download` is always monkeypatched."""
+"""Tests for core.data. No network: `_download` is always monkeypatched."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from comparisons import data
-from comparisons.data import Dataset, DatasetError
+from core import data
+from core.data import Dataset, DatasetError
 
 
 @pytest.fixture

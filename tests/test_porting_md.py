@@ -3,8 +3,8 @@ import ast
 import re
 from pathlib import Path
 
-from comparisons import porting_md
-from comparisons.parity import CLOSE_STEP, EXACT_FLOAT64, SLACK
+from reports import porting_guide as porting_md
+from parity.runner import CLOSE_STEP, EXACT_FLOAT64, SLACK
 
 ROOT = Path(__file__).resolve().parents[1]
 

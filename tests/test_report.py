@@ -1,4 +1,4 @@
-"""Tests for comparisons.report on small synthetic records with numbers checkable by hand."""
+"""Tests for reports.report on small synthetic records with numbers checkable by hand."""
 from __future__ import annotations
 
 import math
@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from comparisons import parity_report, report
-from comparisons.onestep import TIE
-from comparisons.parity import CLOSE, CLOSE_STEP, EXACT_FLOAT64, OUTLIER, SLACK
-from comparisons.spec import OptimizerSpec, RunSpec
+from reports import parity as parity_report
+from reports import report
+from parity.onestep import TIE
+from parity.runner import CLOSE, CLOSE_STEP, EXACT_FLOAT64, OUTLIER, SLACK
+from core.spec import OptimizerSpec, RunSpec
 
 T975_DF1 = math.tan(math.pi * 0.475)  # Student t, 97.5%, 1 degree of freedom (2 seeds)
 ADAM, SGD = OptimizerSpec("adam"), OptimizerSpec("sgd", lr=0.01)
@@ -407,7 +408,7 @@ def test_headline_reads_back_mlp_rows(tmp_path):
 
 def test_no_framework_imported():
     # in a fresh interpreter: other test modules in the same pytest run may import frameworks
-    code = ("import sys, comparisons.report; "
+    code = ("import sys, reports.report; "
             "print(sorted({'torch', 'keras', 'tensorflow', 'jax'} & {m.split('.')[0] for m in sys.modules}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
@@ -418,8 +419,8 @@ def test_reports_use_only_records_of_the_current_code(tmp_path):
     """Keys hash the code: records made by older code stay in the stores but never reach a table."""
     import json
 
-    from comparisons import pipeline
-    from comparisons.parity_table import cells
+    from l2compare import pipeline
+    from parity.grid import cells
 
     current = cells()[0]
     stale = {"key": "stale-key", "row": current.row, "column": current.column, "dtype": current.dtype,

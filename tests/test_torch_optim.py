@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import torch_impl
-from comparisons.spec import OptimizerSpec
+from core.spec import OptimizerSpec
 from torch_impl import optim, recipes
 
 

@@ -1,6 +1,6 @@
 """Timing of torch_impl's training loop against a minimal hand-written one (mirror: keras_impl/bench.py).
 
-Called in a worker process by ``comparisons.bench``; returns plain dicts of
+Called in a worker process by ``engine.bench``; returns plain dicts of
 milliseconds per step. Variants are interleaved within each repeat, so that
 machine noise hits them alike; the caller takes medians of per-repeat ratios.
 """
@@ -13,9 +13,9 @@ import torch
 from torch.nn import functional as F
 
 import torch_impl
-from comparisons.data import load
-from comparisons.seeds import epoch_orders
-from comparisons.spec import OptimizerSpec
+from core.data import load
+from core.seeds import epoch_orders
+from core.spec import OptimizerSpec
 from torch_impl import optim, recipes, seeding, train
 from torch_impl.l2 import penalty as l2_penalty
 

@@ -142,7 +142,7 @@ def _groups(model: nn.Module, recipe: Recipe) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe, spec, *, exact: bool) -> torch.optim.Optimizer:
-    """The optimizer for ``spec`` (a comparisons.spec.OptimizerSpec) carrying the recipe's decay.
+    """The optimizer for ``spec`` (a core.spec.OptimizerSpec) carrying the recipe's decay.
 
     ``exact``: Keras-exact arithmetic and Keras's defaults (parity mode); otherwise the
     stock torch optimizer with torch's defaults where the spec leaves a value unset (native).

@@ -62,7 +62,7 @@ def build(name: str, model: nn.Module, *, l2: float = 0.0, weight_decay: float |
 
 
 def for_optimizer(name: str, model: nn.Module, spec, *, l2: float, adamw_default: float) -> Recipe:
-    """``build`` for an optimizer spec (comparisons.spec.OptimizerSpec).
+    """``build`` for an optimizer spec (core.spec.OptimizerSpec).
 
     AdamW decays every tensor (bar the excluded) whatever else the port does, as its Keras
     and torch classes do; ``adamw_default`` is the weight decay used when the spec sets none

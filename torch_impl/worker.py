@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 import torch_impl
-from comparisons import records
-from comparisons.data import load
-from comparisons.machine import provenance
-from comparisons.seeds import derive, epoch_orders
-from comparisons.spec import RunSpec
+from core import records
+from core.data import load
+from core.machine import provenance
+from core.seeds import derive, epoch_orders
+from core.spec import RunSpec
 from torch_impl import optim, recipes, seeding, train
 from torch_impl.weights import export_weights, import_weights
 
@@ -32,7 +32,7 @@ def device() -> str:
 
 
 def machine() -> dict:
-    """The machine facts of this process (``comparisons.machine.provenance``) and torch's own: the
+    """The machine facts of this process (``core.machine.provenance``) and torch's own: the
     ISA level its ATen kernels dispatch at, and its thread pools."""
     return {**provenance(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from comparisons.harness import worker_environment
-from comparisons.records import git_commit, json_safe
-from comparisons.store import RunStore
+from engine.workers import worker_environment
+from core.records import git_commit, json_safe
+from engine.store import RunStore
 
 MODULES = {"keras": "keras_impl.bench", "torch": "torch_impl.bench"}
 TARGET_LOOP = 1.10  # suite loop / minimal loop

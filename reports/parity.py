@@ -1,7 +1,7 @@
 """The parity reports: the verdict table (parity.md/.csv), every float32 cell in detail, the float32
 agreement study (float32.md/.csv) and one float32 CNN case step by step (float32_cnn.png).
 
-Built from parity records only (``results/parity.jsonl``, written by ``comparisons.parity_table``).
+Built from parity records only (``results/parity.jsonl``, written by ``parity.grid``).
 Imports no framework.
 """
 from __future__ import annotations
@@ -13,17 +13,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: no global backend state, safe in any process
 
-from comparisons.onestep import TIE
-from comparisons.parity import CLOSE, CLOSE_STEP, EXACT_FLOAT64, OUTLIER, SLACK
-from comparisons.parity_table import COLUMNS as PARITY_COLUMNS
-from comparisons.parity_table import STUDY
-from comparisons.spec import MODELS, OptimizerSpec
-from comparisons.tables import DPI, distinct, markdown, sci
+from parity.onestep import TIE
+from parity.runner import CLOSE, CLOSE_STEP, EXACT_FLOAT64, OUTLIER, SLACK
+from parity.grid import COLUMNS as PARITY_COLUMNS
+from parity.grid import STUDY
+from core.spec import MODELS, OptimizerSpec
+from reports.tables import DPI, distinct, markdown, sci
 
 # The fixed float32 trajectory bound that issue #8 retires (it held on one CPU and failed on the next);
 # kept only to count, in the float32 study, how many trajectories would still have passed it.
 OLD_BOUND = 1e-5
-EXPLANATIONS = ("tie", "floor", "unexplained")  # comparisons.onestep.OneStep.explain
+EXPLANATIONS = ("tie", "floor", "unexplained")  # parity.onestep.OneStep.explain
 PARITY_FIELDS = ["row", "column", "dtype", "extra", "study", "verdict", "score", "steps",
                  "worst", "worst_tensor", "worst_step", "loss_diff",
                  "onestep_median", "onestep_max", "floor_median", "excess_over_floor", "tie_steps",

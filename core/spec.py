@@ -28,10 +28,7 @@ DTYPES = ("float32", "float64")
 # The source that decides what a run computes. Its hash is part of every run key, so that a
 # recorded run is reused only by the same code: after a change to training code, `make results`
 # reruns what it affects instead of silently serving stale records.
-FINGERPRINTED = ("keras_impl/*.py", "torch_impl/*.py", "comparisons/data.py", "comparisons/seeds.py",
-                 "comparisons/spec.py", "comparisons/records.py", "comparisons/parity.py",
-                 "comparisons/onestep.py",
-                 "comparisons/parity_table.py")
+FINGERPRINTED = ("core/*.py", "keras_impl/*.py", "torch_impl/*.py", "parity/*.py")
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,6 +1,6 @@
 """The verdict table: Keras configuration × optimizer (rows) against torch recipes (columns).
 
-Each cell is one parity run (``comparisons.parity``) in float32 and one in float64;
+Each cell is one parity run (``parity.runner``) in float32 and one in float64;
 every cell is stored as a record in ``results/parity.jsonl`` (keyed by a hash of
 the case), so the table is rebuilt from records and an interrupted build resumes.
 ``run_cell`` imports both frameworks: the CLI calls it in a worker process.
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from comparisons.parity import OUTLIER, PRESETS, SLACK, ParityCase, preset_optimizer
-from comparisons.spec import code_fingerprint, keyed
+from parity.runner import OUTLIER, PRESETS, SLACK, ParityCase, preset_optimizer
+from core.spec import code_fingerprint, keyed
 
 # (model, Keras config, optimizer label, exclude biases from weight decay). mlp regularizes the
 # first kernel only; mlp_bias adds bias regularizers (kernel and bias on the first Dense, bias on the output).
@@ -127,8 +127,8 @@ def run_cell(cell: Cell) -> dict:
     import keras
     import torch
 
-    from comparisons.parity import run
-    from comparisons.records import git_commit, json_safe
+    from parity.runner import run
+    from core.records import git_commit, json_safe
 
     result = run(cell.case)
     tensor, step, _ = result.worst_tensor()

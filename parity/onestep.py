@@ -19,7 +19,7 @@ tensor and per slot, relative to its max |·|:
 inequality, cross ≤ torch floor + keras floor + cross64, on any machine. An exact recipe
 has cross64 at float64 rounding (≤ 1e-14 measured: the torch side rounds hyperparameters
 through float32 where TensorFlow does), so its cross never leaves the floor; a wrong one adds
-its own error at every step. The verdict (``comparisons.parity``) is built on that.
+its own error at every step. The verdict (``parity.runner``) is built on that.
 
 Each step also records the smallest float64 decision margin of its forward pass (``margins``):
 the steps where the floors jump are the steps where a decision ties.
@@ -138,7 +138,7 @@ def keras_float64_steps(keras_case) -> list[dict]:
     from keras_impl import optim, recipes, train
     from keras_impl.weights import export_weights, import_weights
 
-    from comparisons.parity import keras_trajectory, parity_data
+    from parity.runner import keras_trajectory, parity_data
 
     traj = keras_trajectory(keras_case)
     x, y = parity_data(keras_case.n_samples, keras_case.dataset)
@@ -165,7 +165,7 @@ def torch_steps(case, traj, x, y, dtype: str) -> list[dict]:
     from torch_impl import optim, train
     from torch_impl.weights import export_weights, import_weights
 
-    from comparisons.parity import torch_setup
+    from parity.runner import torch_setup
 
     model, optimizer, recipe = torch_setup(case, traj.initial, dtype)
     in_loss, reported = train.penalties(model, recipe)
@@ -201,7 +201,7 @@ def margins(case, traj, x) -> np.ndarray:
 
 def run(case, traj, x, y) -> OneStep:
     """Teacher-forced one-step parity of ``case`` (a float32 ParityCase) along Keras's trajectory ``traj``."""
-    from comparisons.parity import keras_side
+    from parity.runner import keras_side
 
     # Weights and the optimizer's state: a recipe can take Keras's step and still keep other state
     # (decoupled decay with momentum leaves the decay out of the momentum), which a step compares.

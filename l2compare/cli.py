@@ -11,9 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from comparisons import __version__, experiments
-from comparisons.data import DATASETS, DatasetError, load, validate_name
-from comparisons.spec import MODELS, MODES, DTYPES, KERAS_CONFIGS, OPTIMIZERS, TORCH_RECIPES, SpecError
+from l2compare import __version__
+from engine import experiments
+from core.data import DATASETS, DatasetError, load, validate_name
+from core.spec import MODELS, MODES, DTYPES, KERAS_CONFIGS, OPTIMIZERS, TORCH_RECIPES, SpecError
 
 EXIT_USAGE = 2
 
@@ -141,7 +142,7 @@ def _check_data(name: str) -> None:
 
 
 def cmd_run(args) -> int:
-    from comparisons import pipeline
+    from l2compare import pipeline
 
     names = _experiment_names(args.experiments)
     _check_data(args.dataset)
@@ -151,7 +152,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from comparisons import pipeline
+    from l2compare import pipeline
 
     written = pipeline.report(args.out)
     print(f"wrote {len(written)} files under {args.out}/")
@@ -172,7 +173,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from comparisons import bench
+    from engine import bench
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     for m in models:
@@ -181,7 +182,7 @@ def cmd_bench(args) -> int:
     start = time.perf_counter()
     path = bench.run(args.out, repeats=args.repeats, epochs=args.epochs, threads=args.threads, models=models)
     if (args.out / "runs.jsonl").exists():  # index bench.md in results/README.md
-        from comparisons import pipeline
+        from l2compare import pipeline
 
         pipeline.report(args.out)
     print(path.read_text())
@@ -190,8 +191,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from comparisons import pipeline
-    from comparisons.spec import OptimizerSpec, RunSpec
+    from l2compare import pipeline
+    from core.spec import OptimizerSpec, RunSpec
 
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     for r in recipes:

@@ -5,7 +5,7 @@ same batches in the same order, and train for the same steps; torch uses the
 Keras-exact optimizers unless the case asks for a stock one. We record the
 per-step max |Δw| of every tensor and the difference of the reported losses.
 float64 is judged on that trajectory. float32 is judged one step at a time from
-Keras's states (``comparisons.onestep``): a float32 trajectory parts wherever a
+Keras's states (``parity.onestep``): a float32 trajectory parts wherever a
 decision ties within rounding, differently on every CPU; its drift is recorded
 beside torch's own drift from a 1-ulp nudged start (the envelope).
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from comparisons.seeds import derive, epoch_orders
-from comparisons.spec import OptimizerSpec, SpecError, _choice
+from core.seeds import derive, epoch_orders
+from core.spec import OptimizerSpec, SpecError, _choice
 
 # Hyperparameters per dtype. float32: the article's setting (λ = 0.01, Keras's defaults).
 # float64: powers of two, exact in float32, because TensorFlow casts Python-float
@@ -52,7 +52,7 @@ def preset_optimizer(label: str, dtype: str, **changes) -> OptimizerSpec:
 # (the same computation up to rounding); above CLOSE it is "wrong"; in between, "close".
 EXACT_FLOAT64 = 1e-12
 CLOSE = 1e-3
-# float32: teacher-forced one step at a time (comparisons.onestep). "exact" when, at every step and
+# float32: teacher-forced one step at a time (parity.onestep). "exact" when, at every step and
 # in every tensor and optimizer slot, the cross-framework difference is within the two frameworks'
 # own float32 rounding of that step (torch floor + keras floor) plus SLACK, which covers the float64
 # disagreement of two exact recipes (measured ≤ 1e-14 of max |w|; the smallest mistake tested, λ off
@@ -163,7 +163,7 @@ def onestep_verdict(one) -> str:
 
 def parity_data(n_samples: int, dataset: str = "article"):
     """The first ``n_samples`` training images of ``dataset``."""
-    from comparisons.data import load
+    from core.data import load
 
     data = load(dataset)
     return data.x_train[:n_samples], data.y_train[:n_samples]
@@ -249,9 +249,9 @@ def _run_torch(case: ParityCase, initial, x, y, order):
 
 def run(case: ParityCase) -> ParityResult:
     """Train both sides for ``case.epochs`` epochs and compare them after every step; in float32,
-    also one step at a time from Keras's states (``comparisons.onestep``) and against torch's own
+    also one step at a time from Keras's states (``parity.onestep``) and against torch's own
     1-ulp envelope."""
-    from comparisons import onestep
+    from parity import onestep
 
     x, y = parity_data(case.n_samples, case.dataset)
     traj = keras_trajectory(keras_side(case))

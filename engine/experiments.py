@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from comparisons.spec import OptimizerSpec, RunSpec
+from core.spec import OptimizerSpec, RunSpec
 
 DEFAULT_SEEDS = (0, 1, 2)
 ARTICLE_LAMBDA = 0.01
@@ -56,7 +56,7 @@ def sweep(s: Settings) -> list[RunSpec]:
             for spec in _pair(model, l2, OPTIMIZERS["adam"], "penalty", s, seed)]
 
 
-# name -> (description, spec builder). `parity` is not a list of RunSpecs: see comparisons/parity_table.py.
+# name -> (description, spec builder). `parity` is not a list of RunSpecs: see parity/grid.py.
 EXPERIMENTS: dict[str, tuple[str, Callable[[Settings], list[RunSpec]]]] = {
     "article": ("the article's three models, λ=0.01 vs none, Keras l2 vs torch penalty, Adam", article),
     "recipes": ("every torch recipe against Keras l2, SGD and Adam, mlp and cnn", recipes),

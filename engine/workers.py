@@ -17,9 +17,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from comparisons.records import finish
-from comparisons.spec import RunSpec
-from comparisons.store import RunStore
+from core.records import finish
+from core.spec import RunSpec
+from engine.store import RunStore
 
 # framework name -> module implementing versions(), device(), machine(), initial_weights(spec), run(spec, initial).
 # Another column (Keras on the JAX backend, say) is one more entry here.

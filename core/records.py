@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from comparisons.machine import provenance
+from core.machine import provenance
 
 # The tensors the article's Keras models regularize, by canonical name. Used to report the
 # regularized Σw² of every run, whatever its λ or recipe, so runs can be compared.
@@ -107,7 +107,7 @@ def finish(spec, output: dict) -> dict:
     settings and the framework's dispatch) replaces this process's ``provenance()``, which only
     stands in for a worker that gives none.
     """
-    from comparisons.spec import code_fingerprint
+    from core.spec import code_fingerprint
 
     record = {"key": spec.key, "spec": spec.to_dict(), "seed": spec.seed, "commit": git_commit(),
               "code": code_fingerprint(), "machine": provenance(), "python": platform.python_version(),

@@ -8,7 +8,7 @@ number can be traced to the machine and the dispatch that made it.
 it. The framework-specific part (the ISA level torch dispatched, each framework's thread pools)
 is read inside the worker that ran the framework: ``keras_impl.worker.machine`` and
 ``torch_impl.worker.machine`` (a parity record, which runs both, merges the two:
-``comparisons.parity_table.machine``).
+``parity.grid.machine``).
 """
 from __future__ import annotations
 
