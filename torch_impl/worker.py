@@ -94,3 +94,21 @@ def run(spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
     out = records.summary(spec.model, history, export_weights(model), wall, steps, diverged, initial_norms)
     return {"framework": FRAMEWORK, "defaults": defaults(), "backend": "torch", "versions": versions(), "device": dev,
             "machine": machine(), **out}
+
+
+class Run:
+    """This framework's training run, as ``core.columns`` finds it (interface for the engine)."""
+
+    framework = FRAMEWORK
+
+    def set_threads(self, n: int) -> None:
+        seeding.set_threads(n)
+
+    def machine(self) -> dict:
+        return machine()
+
+    def initial_weights(self, spec_dict: dict) -> dict:
+        return initial_weights(spec_dict)
+
+    def run(self, spec_dict: dict, initial=None) -> dict:
+        return run(spec_dict, initial)

@@ -1,0 +1,75 @@
+"""The framework columns: each is one registry entry (framework × backend), looked up lazily.
+
+A column names the module that trains a run spec in it (a ``core.training.TrainingRun``
+subclass called ``Run`` there); nothing imports that module except a process that runs
+the column (``engine.workers``), so registering a column imports no framework.
+
+Adding a column (Keras on the JAX backend, say) is ``register(Column(...))``: the spec
+validator, ``l2compare list``, the run engine and the tables all read this registry.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Column:
+    """One framework column.
+
+    ``framework`` says which vocabulary its runs use (``keras``: Keras configs; ``torch``: torch
+    recipes) and where parity-mode runs get their initial weights (``torch`` columns start from
+    the ``keras`` column's). ``worker`` is the module holding its ``Run``; ``env`` the environment
+    variables its processes need before the framework is imported (``core.environment``).
+    """
+
+    name: str
+    framework: str
+    backend: str
+    worker: str
+    label: str
+    env: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def run(self):
+        """The column's training run (imports its framework: call only in the worker process)."""
+        return importlib.import_module(self.worker).Run()
+
+
+_REGISTRY: dict[str, Column] = {}
+
+
+def register(column: Column) -> Column:
+    """Add ``column`` (or replace the entry of that name with an equal one); return it."""
+    if column.framework not in ("keras", "torch"):
+        raise ValueError(f"column {column.name!r}: framework must be keras or torch, got {column.framework!r}")
+    existing = _REGISTRY.get(column.name)
+    if existing is not None and (existing, existing.env) != (column, column.env):
+        raise ValueError(f"a different column named {column.name!r} is already registered")
+    _REGISTRY[column.name] = column
+    return column
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def get(name: str) -> Column:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown framework column {name!r}; allowed: {', '.join(_REGISTRY)}") from None
+
+
+def all_columns() -> list[Column]:
+    return list(_REGISTRY.values())
+
+
+# Keras picks its backend from KERAS_BACKEND when it is first imported, so a Keras column's
+# processes must have it set before then.
+KERAS = register(Column("keras", "keras", "tensorflow", "keras_impl.worker", "Keras (TensorFlow)",
+                        env={"KERAS_BACKEND": "tensorflow"}))
+TORCH = register(Column("torch", "torch", "torch", "torch_impl.worker", "PyTorch"))
