@@ -17,13 +17,13 @@ def _without_timings(record: dict) -> dict:
 
 
 def _run_twice(framework, spec):
-    worker = pytest.importorskip(f"{framework}_impl.worker")
+    run = pytest.importorskip(f"{framework}_impl.worker").Run()
     initial = None
     if spec.mode == "parity" and framework == "torch":
-        from keras_impl.worker import initial_weights
+        from keras_impl.worker import Run as KerasRun
 
-        initial = initial_weights(spec.replace(framework="keras", regularization="l2").to_dict())
-    return [finish(spec, worker.run(spec.to_dict(), initial)) for _ in range(2)]
+        initial = KerasRun().initial_weights(spec.replace(framework="keras", regularization="l2").to_dict())
+    return [finish(spec, run.run(spec.to_dict(), initial)) for _ in range(2)]
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
@@ -45,8 +45,8 @@ def test_parity_mode_torch_is_reproducible_too():
 
 def test_a_different_seed_gives_a_different_record():
     """The guard can fail: the comparison above is not vacuous."""
-    worker = pytest.importorskip("torch_impl.worker")
+    run = pytest.importorskip("torch_impl.worker").Run()
     spec = RunSpec(model="mlp", framework="torch", regularization="penalty", epochs=1, seed=0)
-    a = worker.run(spec.to_dict())
-    b = worker.run(spec.replace(seed=1).to_dict())
+    a = run.run(spec.to_dict())
+    b = run.run(spec.replace(seed=1).to_dict())
     assert a["norms"] != b["norms"]

@@ -57,9 +57,8 @@ def test_var_names_bias_also_excludes_kernels_of_a_model_named_bias():
         model = keras_impl.build_model("mlp_bias", l2=0)
         opt = keras.optimizers.SGD(learning_rate=0.5, weight_decay=0.5)
         exclude(opt, model)
-        train.compile_model(model, opt)
         before = model.get_layer("hidden").kernel.numpy().copy()
-        train.fit(model, x, y, batch_size=32, order=[np.arange(32)])
+        train.fit(model, opt, x, y, batch_size=32, order=[np.arange(32)])
         return before, model.get_layer("hidden").kernel.numpy()
 
     # Only the decay shows in the kernel's relative change when gradients are this small

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from parity import onestep
-from parity.runner import ParityCase, keras_side, keras_trajectory, parity_data, preset_optimizer, torch_setup
+from parity.cases import ParityCase, keras_side, parity_data, preset_optimizer
+from parity.sides import keras_trajectory, torch_setup
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
@@ -21,13 +22,12 @@ def test_keras_resumes_bit_for_bit_from_its_recorded_state(optimizer):
     x, y = parity_data(case.n_samples, case.dataset)
     batches = onestep.step_batches(traj.order, case.batch_size, len(traj.steps))
     model = keras_impl.build_model(case.model, l2=recipes.model_l2(case.keras_config, case.l2))
-    opt = optim.make_optimizer(case.optimizer, case.keras_config, model)
-    train.compile_model(model, opt)
-    xs = train.to_array(x, case.model, "float32")
+    opt = optim.make_optimizer(model, case.optimizer, case.keras_config)
+    xs = train.as_inputs(x, case.model, "float32")
     for t in (1, 7, 30):
         import_weights(model, traj.steps[t - 1])
         optim.import_state(opt, model, traj.states[t - 1])
-        train.train_step(model, xs[batches[t]], y[batches[t]])
+        train.train_step(model, opt, xs[batches[t]], y[batches[t]])
         after = export_weights(model)
         for name, value in traj.steps[t].items():
             np.testing.assert_array_equal(after[name], value, err_msg=f"{name} after step {t + 1}")
@@ -42,7 +42,7 @@ def test_torch_optimizer_state_round_trips_through_keras_layout(torch_optimizer,
     traj = keras_trajectory(keras_side(case))
     from torch_impl import optim
 
-    model, opt, _ = torch_setup(case, traj.steps[4], "float32")
+    model, opt = torch_setup(case, traj.steps[4], "float32")
     optim.import_state(opt, model, traj.states[4])
     back = optim.export_state(opt, model)
     for name, slots in traj.states[4]["slots"].items():

@@ -18,7 +18,8 @@ holds on any machine for the same computation, and fails for λ off by 1%.
 import numpy as np
 import pytest
 
-from parity.runner import EXACT_FLOAT64, PRESETS, SLACK, ParityCase, preset_optimizer, run
+from parity.cases import PRESETS, ParityCase, preset_optimizer
+from parity.runner import EXACT_FLOAT64, SLACK, run
 
 LAMBDA = {dtype: PRESETS[dtype]["l2"] for dtype in PRESETS}
 WD = {dtype: PRESETS[dtype]["weight_decay"] for dtype in PRESETS}

@@ -6,6 +6,7 @@ import torch
 from keras import layers, regularizers
 
 import keras_impl
+from core.names import MODELS
 import torch_impl
 from porter import convert as porting
 from torch_impl.models import KerasFlatten
@@ -72,7 +73,7 @@ EXTRA = ("same_stride2", "multichannel_flatten", "functional_mlp")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", keras_impl.MODEL_NAMES)
+@pytest.mark.parametrize("name", MODELS)
 def test_article_models_forward_parity(name, dtype, keras_seed):
     keras_seed(1)
     km = keras_impl.build_model(name, l2=0.01, dtype=dtype)
@@ -102,11 +103,11 @@ def test_other_architectures_forward_parity(name, dtype, keras_seed):
 def test_l2_coefficients_carried_over():
     km = _extra("same_stride2", "float32")
     assert porting.keras_to_torch(km).l2_coefficients == {
-        f"{km.layers[0].name}.weight": pytest.approx(0.003),
-        f"{km.layers[1].name}.bias": pytest.approx(0.003),
+        f"{km.layers[0].name}/kernel": pytest.approx(0.003),
+        f"{km.layers[1].name}/bias": pytest.approx(0.003),
     }
     km = _extra("multichannel_flatten", "float32")
-    assert porting.keras_to_torch(km).l2_coefficients == {f"{km.layers[3].name}.weight": pytest.approx(0.02)}
+    assert porting.keras_to_torch(km).l2_coefficients == {f"{km.layers[3].name}/kernel": pytest.approx(0.02)}
 
 
 def test_missing_flatten_permutation_breaks_parity(keras_seed):
@@ -123,10 +124,10 @@ def test_missing_flatten_permutation_breaks_parity(keras_seed):
     assert diff > 1e-3, f"naive flatten unexpectedly matched (max |Δ| = {diff:.3g})"
 
 
-@pytest.mark.parametrize("name", keras_impl.MODEL_NAMES + EXTRA)
+@pytest.mark.parametrize("name", MODELS + EXTRA)
 def test_round_trip_keras_torch_keras_is_exact(name, keras_seed):
     keras_seed(5)
-    km = keras_impl.build_model(name) if name in keras_impl.MODEL_NAMES else _extra(name, "float32")
+    km = keras_impl.build_model(name) if name in MODELS else _extra(name, "float32")
     before = porting.export_weights(km)
     tm = porting.keras_to_torch(km)
     for p in tm.parameters():  # prove the copy back really moves data

@@ -27,7 +27,8 @@ class Column:
     framework: str
     backend: str
     worker: str
-    label: str
+    label: str  # short, for table headers: "Keras" -> "Keras l2"
+    description: str = ""  # for `l2compare list`
     env: dict = field(default_factory=dict, hash=False, compare=False)
 
     def run(self):
@@ -70,6 +71,7 @@ def all_columns() -> list[Column]:
 
 # Keras picks its backend from KERAS_BACKEND when it is first imported, so a Keras column's
 # processes must have it set before then.
-KERAS = register(Column("keras", "keras", "tensorflow", "keras_impl.worker", "Keras (TensorFlow)",
-                        env={"KERAS_BACKEND": "tensorflow"}))
-TORCH = register(Column("torch", "torch", "torch", "torch_impl.worker", "PyTorch"))
+KERAS = register(Column("keras", "keras", "tensorflow", "keras_impl.worker", "Keras",
+                        "Keras 3 on TensorFlow (keras_impl)", env={"KERAS_BACKEND": "tensorflow"}))
+TORCH = register(Column("torch", "torch", "torch", "torch_impl.worker", "torch",
+                        "native PyTorch, ported by hand (torch_impl)"))

@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import platform
 
+from core.environment import THREAD_VARS
+
 # Environment variables that cap or change which kernels the math libraries dispatch
 # (``make test-cpus`` uses the first three to emulate other CPUs on this one).
 ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "TF_ENABLE_ONEDNN_OPTS",
             "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE", "MKL_DEBUG_CPU_TYPE")
-# Environment variables that fix the math libraries' thread pools.
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def cpu_model() -> str:

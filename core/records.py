@@ -16,14 +16,8 @@ from typing import Callable
 import numpy as np
 
 from core.machine import provenance
+from core.names import REGULARIZED
 
-# The tensors the article's Keras models regularize, by canonical name. Used to report the
-# regularized Σw² of every run, whatever its λ or recipe, so runs can be compared.
-REGULARIZED = {
-    "mlp": ("hidden/kernel",),
-    "mlp_bias": ("hidden/kernel", "hidden/bias", "out/bias"),
-    "cnn": ("conv1/kernel", "conv2/kernel"),
-}
 
 
 class Diverged(Exception):

@@ -14,15 +14,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODELS = ("mlp", "cnn", "mlp_bias")
-FRAMEWORKS = ("keras", "torch")
-# What the Keras user wrote.
-KERAS_CONFIGS = ("l2", "wd", "none")
-# How the PyTorch port is written (see torch_impl/recipes.py).
-TORCH_RECIPES = ("penalty", "coupled", "decoupled", "naive_wd", "naive_adamw", "none")
-OPTIMIZERS = ("sgd", "adam", "adamw")
-MODES = ("native", "parity")
-DTYPES = ("float32", "float64")
+from core import columns
+from core.names import DTYPES, KERAS_CONFIGS, MODELS, MODES, OPTIMIZERS, TORCH_RECIPES, regularizations
+
+FRAMEWORKS = ("keras", "torch")  # TEMPORARY for reports during the split; use core.columns
+
+__all__ = ["DTYPES", "KERAS_CONFIGS", "MODELS", "MODES", "OPTIMIZERS", "TORCH_RECIPES", "OptimizerSpec", "RunSpec",
+           "SpecError", "choice", "keyed", "code_fingerprint"]
 
 
 # The source that decides what a run computes. Its hash is part of every run key, so that a
@@ -51,7 +49,7 @@ class SpecError(ValueError):
     """A spec with a bad value; the message names it and what is allowed."""
 
 
-def _choice(what: str, value, allowed) -> None:
+def choice(what: str, value, allowed) -> None:
     if value not in allowed:
         raise SpecError(f"unknown {what} {value!r}; allowed: {', '.join(map(str, allowed))}")
 
@@ -87,7 +85,7 @@ class OptimizerSpec:
     exclude_bias: bool = False
 
     def __post_init__(self):
-        _choice("optimizer", self.name, OPTIMIZERS)
+        choice("optimizer", self.name, OPTIMIZERS)
         for what in ("lr", "momentum", "beta_1", "beta_2", "epsilon", "weight_decay"):
             _finite_nonneg(what, getattr(self, what))
         if self.lr is not None and self.lr == 0:
@@ -109,8 +107,9 @@ class OptimizerSpec:
 class RunSpec:
     """One training run of one framework.
 
-    ``regularization`` is a Keras config (l2, wd, none) when framework is keras,
-    a torch recipe (penalty, coupled, decoupled, naive_wd, naive_adamw, none) when torch.
+    ``framework`` is a framework column (``core.columns``: keras, torch, ...). ``regularization``
+    is a Keras config (l2, wd, none) in a Keras column, a torch recipe (penalty, coupled,
+    decoupled, naive_wd, naive_adamw, none) in a torch column.
     ``l2`` is λ; with ``l2 == 0`` the model has no regularizer (the article's baseline).
     """
 
@@ -127,13 +126,13 @@ class RunSpec:
     dtype: str = "float32"
 
     def __post_init__(self):
-        _choice("model", self.model, MODELS)
-        _choice("framework", self.framework, FRAMEWORKS)
-        _choice(f"{self.framework} regularization", self.regularization,
-                KERAS_CONFIGS if self.framework == "keras" else TORCH_RECIPES)
+        choice("model", self.model, MODELS)
+        choice("framework column", self.framework, columns.names())
+        choice(f"{self.framework} regularization", self.regularization,
+               regularizations(columns.get(self.framework).framework))
         _finite_nonneg("l2 (λ)", self.l2)
-        _choice("mode", self.mode, MODES)
-        _choice("dtype", self.dtype, DTYPES)
+        choice("mode", self.mode, MODES)
+        choice("dtype", self.dtype, DTYPES)
         _positive_int("epochs", self.epochs)
         _positive_int("batch_size", self.batch_size)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

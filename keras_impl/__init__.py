@@ -1,14 +1,13 @@
 """Keras side of l2compare. Imports keras (TensorFlow backend by default), never torch.
 
-The environment is set before keras is imported: quiet TensorFlow logs, and
-oneDNN's reordered kernels off so that runs are bit-reproducible on CPU.
+The environment is set before keras is imported (``core.environment``: quiet TensorFlow
+logs, oneDNN's reordered kernels off, the TensorFlow backend unless KERAS_BACKEND says
+otherwise), so that importing this package directly behaves as the suite's workers do.
 """
-import os
+from core import environment
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+environment.configure()
 
-from keras_impl.models import MODEL_NAMES, build_model  # noqa: E402
+from keras_impl.models import build_model  # noqa: E402
 
-__all__ = ["MODEL_NAMES", "build_model"]
+__all__ = ["build_model"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import layers, regularizers
 
-MODEL_NAMES = ("mlp", "cnn", "mlp_bias")
+from core.names import MODELS
 
 
 def _l2(l2: float | None):
@@ -26,8 +26,8 @@ def build_model(name: str, l2: float | None = 0.01, dtype: str = "float32") -> k
     ``cnn``: Conv2D(32) → MaxPool → Conv2D(64) → MaxPool → Flatten → Dense(10, softmax),
     kernel L2 on both convolutions.
     """
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODEL_NAMES)}")
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
     reg = _l2(l2)
     if name == "mlp":
         stack = [

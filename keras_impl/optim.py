@@ -11,8 +11,8 @@ import numpy as np
 _CLASSES = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW}
 
 
-def make_optimizer(spec, config: str, model: keras.Model | None = None) -> keras.optimizers.Optimizer:
-    """The Keras optimizer for ``spec`` (core.spec.OptimizerSpec) under Keras config ``config``.
+def make_optimizer(model: keras.Model, spec, regularization: str) -> keras.optimizers.Optimizer:
+    """The Keras optimizer for ``spec`` (core.spec.OptimizerSpec) under Keras config ``regularization``.
 
     The optimizer's ``weight_decay`` is used when the config is ``wd`` (and by AdamW always,
     as in Keras); ``exclude_bias`` excludes ``model``'s bias variables from it.
@@ -29,14 +29,12 @@ def make_optimizer(spec, config: str, model: keras.Model | None = None) -> keras
         kwargs["momentum"] = spec.momentum
     else:
         kwargs.update({k: getattr(spec, k) for k in ("beta_1", "beta_2", "epsilon") if getattr(spec, k) is not None})
-    if spec.weight_decay is not None and (config == "wd" or spec.name == "adamw"):
+    if spec.weight_decay is not None and (regularization == "wd" or spec.name == "adamw"):
         kwargs["weight_decay"] = spec.weight_decay
-    elif config == "wd" and spec.name != "adamw":
+    elif regularization == "wd" and spec.name != "adamw":
         raise ValueError("Keras config 'wd' needs an optimizer weight_decay")
     optimizer = _CLASSES[spec.name](**kwargs)
     if spec.exclude_bias:
-        if model is None:
-            raise ValueError("exclude_bias needs the model whose biases to exclude")
         optimizer.exclude_from_weight_decay(var_list=[v for v in model.trainable_weights if v.name == "bias"])
     return optimizer
 

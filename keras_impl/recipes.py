@@ -8,11 +8,11 @@
 """
 from __future__ import annotations
 
-CONFIGS = ("l2", "wd", "none")
+from core.names import KERAS_CONFIGS
 
 
-def model_l2(config: str, l2: float) -> float:
+def model_l2(regularization: str, l2: float) -> float:
     """λ for the layer regularizers: only the ``l2`` config puts any on the model."""
-    if config not in CONFIGS:
-        raise ValueError(f"unknown Keras config {config!r}; allowed: {', '.join(CONFIGS)}")
-    return l2 if config == "l2" else 0.0
+    if regularization not in KERAS_CONFIGS:
+        raise ValueError(f"unknown Keras config {regularization!r}; allowed: {', '.join(KERAS_CONFIGS)}")
+    return l2 if regularization == "l2" else 0.0

@@ -6,34 +6,27 @@ kept) while everything else — loss, penalty, optimizer, history — is Keras's
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import keras
 import numpy as np
 
+from core.training import FitResult
 from keras_impl.optim import export_state
 from keras_impl.weights import export_weights
 
-
-@dataclass
-class FitResult:
-    """Per-epoch history (loss, data_loss, penalty, accuracy, test_accuracy) and, when
-    asked, the canonical weights and optimizer state (``optim.export_state``) after every step."""
-
-    history: list[dict] = field(default_factory=list)
-    steps: list[dict[str, np.ndarray]] | None = None
-    states: list[dict] | None = None
+__all__ = ["FitResult", "accuracy", "as_inputs", "compile_model", "fit", "precision", "train_step"]
 
 
-def to_array(x: np.ndarray, model_name: str, dtype: str) -> np.ndarray:
-    """NumPy images (N, 28, 28, 1) to the model's input: (N, 784) or NHWC as is."""
+def as_inputs(x: np.ndarray, model_name: str, dtype: str, device=None) -> np.ndarray:
+    """NumPy images (N, 28, 28, 1) to the model's input: (N, 784) or NHWC as is. ``device`` is
+    unused: Keras places inputs itself (it is there to mirror torch_impl.train.as_inputs)."""
     x = x if model_name == "cnn" else x.reshape(len(x), -1)
     return np.ascontiguousarray(x, dtype=dtype)
 
 
 @contextlib.contextmanager
-def floatx(dtype: str):
+def precision(dtype: str):
     """Keras creates optimizer and metric variables in ``floatx``; float64 runs need them float64 too."""
     previous = keras.config.floatx()
     keras.config.set_floatx(dtype)
@@ -104,15 +97,24 @@ def _batches(x: np.ndarray, y: np.ndarray, order: Sequence[np.ndarray], batch_si
     return stream.map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx)))
 
 
-def train_step(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
-    """One optimizer step of a compiled ``model`` on one batch: the step ``fit`` takes."""
+def _compiled(model: keras.Model, optimizer) -> None:
+    # Compile once per optimizer: a recompile retraces the train function.
+    if not model.compiled or model.optimizer is not optimizer:
+        compile_model(model, optimizer)
+
+
+def train_step(model: keras.Model, optimizer, x: np.ndarray, y: np.ndarray) -> None:
+    """One optimizer step on one batch: the step ``fit`` takes (mirror: torch_impl.train.train_step)."""
+    _compiled(model, optimizer)
     model.train_on_batch(x, y)
 
 
-def fit(model: keras.Model, x: np.ndarray, y: np.ndarray, *, batch_size: int, order: Sequence[np.ndarray],
-        x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, capture_steps: bool = False,
-        on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
-    """Train a compiled ``model`` over ``order`` (one permutation of range(len(x)) per epoch)."""
+def fit(model: keras.Model, optimizer, x: np.ndarray, y: np.ndarray, *, batch_size: int,
+        order: Sequence[np.ndarray], x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
+        capture_steps: bool = False, on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
+    """Train ``model`` with ``optimizer`` over ``order`` (one permutation of range(len(x)) per
+    epoch), through Keras's own ``fit`` (compiled with ``optimizer`` first unless it is)."""
+    _compiled(model, optimizer)
     result = FitResult(steps=[] if capture_steps else None, states=[] if capture_steps else None)
     callbacks = [_EpochEnd(result, x_test, y_test, on_epoch)]
     if capture_steps:

@@ -1,23 +1,20 @@
-"""Run one RunSpec on the Keras side (mirror: torch_impl/worker.py).
+"""The Keras side of the training run (mirror: torch_impl/worker.py).
 
-The harness calls these in a worker process of their own; they take and return
-only plain dicts and NumPy arrays.
+``Run`` supplies the hooks of ``core.training.TrainingRun``; the template (seed, build,
+start weights, optimizer, fit, export, summarize) is written once there. The run engine
+calls it in a worker process of its own; it takes and returns plain dicts and NumPy arrays.
 """
 from __future__ import annotations
-
-import time
 
 import keras
 import numpy as np
 
 import keras_impl
-from core import records
-from core.data import load
 from core.machine import provenance
-from core.seeds import derive, epoch_orders
 from core.spec import RunSpec
-from keras_impl import optim, recipes, seeding, train
-from keras_impl.weights import export_weights
+from core.training import TrainingRun
+from keras_impl import bench, optim, recipes, seeding, train
+from keras_impl.weights import export_weights, import_weights
 
 FRAMEWORK = "keras"
 
@@ -56,56 +53,58 @@ def defaults() -> dict:
             "bias_initializer": type(dense.bias_initializer).__name__}
 
 
-def _build(spec: RunSpec) -> keras.Model:
-    seeding.seed_everything(derive(spec.seed, "init"))
-    return keras_impl.build_model(spec.model, l2=recipes.model_l2(spec.regularization, spec.l2), dtype=spec.dtype)
-
-
-def initial_weights(spec_dict: dict) -> dict[str, np.ndarray]:
-    """Keras's initial weights for this spec (what parity mode gives torch to start from)."""
-    spec = RunSpec.from_dict(spec_dict)
-    with train.floatx(spec.dtype):
-        return export_weights(_build(spec))
-
-
-def run(spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
-    """Train as the spec says; Keras starts from its own initializers in both modes."""
-    spec = RunSpec.from_dict(spec_dict)
-    data = load(spec.dataset)
-    x = train.to_array(data.x_train, spec.model, spec.dtype)
-    x_test = train.to_array(data.x_test, spec.model, spec.dtype)
-    order = epoch_orders(len(x), spec.epochs, spec.seed)
-    with train.floatx(spec.dtype):
-        model = _build(spec)
-        initial_norms = records.norms_of(export_weights(model))
-        train.compile_model(model, optim.make_optimizer(spec.optimizer, spec.regularization, model))
-        diverged, history = None, []
-        start = time.perf_counter()
-        try:
-            train.fit(model, x, data.y_train, batch_size=spec.batch_size, order=order, x_test=x_test,
-                      y_test=data.y_test, on_epoch=records.epoch_recorder(spec.model, history, lambda: export_weights(model)))
-        except records.Diverged as exc:
-            diverged = str(exc)
-        wall = time.perf_counter() - start
-    steps = len(history) * -(-len(x) // spec.batch_size)
-    out = records.summary(spec.model, history, export_weights(model), wall, steps, diverged, initial_norms)
-    return {"framework": FRAMEWORK, "defaults": defaults(), "backend": keras.backend.backend(), "versions": versions(),
-            "device": device(), "machine": machine(), **out}
-
-
-class Run:
-    """This framework's training run, as ``core.columns`` finds it (interface for the engine)."""
+class Run(TrainingRun):
+    """The Keras hooks of the training run."""
 
     framework = FRAMEWORK
 
-    def set_threads(self, n: int) -> None:
-        seeding.set_threads(n)
+    def versions(self) -> dict:
+        return versions()
+
+    def device(self) -> str:
+        return device()
 
     def machine(self) -> dict:
         return machine()
 
-    def initial_weights(self, spec_dict: dict) -> dict:
-        return initial_weights(spec_dict)
+    def defaults(self) -> dict:
+        return defaults()
 
-    def run(self, spec_dict: dict, initial=None) -> dict:
-        return run(spec_dict, initial)
+    def backend(self) -> str:
+        return keras.backend.backend()
+
+    def set_threads(self, n: int) -> None:
+        seeding.set_threads(n)
+
+    def seed(self, seed: int) -> None:
+        seeding.seed_everything(seed)
+
+    def precision(self, dtype: str):
+        return train.precision(dtype)
+
+    def build(self, spec: RunSpec, l2: float | None = None) -> keras.Model:
+        if l2 is None:
+            l2 = recipes.model_l2(spec.regularization, spec.l2)
+        return keras_impl.build_model(spec.model, l2=l2, dtype=spec.dtype)
+
+    def make_optimizer(self, spec: RunSpec, model, *, stock: bool | None = None):
+        """Keras's own optimizers in both modes (they are the reference; ``stock`` changes nothing)."""
+        return optim.make_optimizer(model, spec.optimizer, spec.regularization)
+
+    def inputs(self, x: np.ndarray, model_name: str, dtype: str):
+        return train.as_inputs(x, model_name, dtype)
+
+    def labels(self, y: np.ndarray):
+        return y
+
+    def fit(self, model, optimizer, x, y, **kwargs):
+        return train.fit(model, optimizer, x, y, **kwargs)
+
+    def export_weights(self, model) -> dict[str, np.ndarray]:
+        return export_weights(model)
+
+    def import_weights(self, model, weights: dict[str, np.ndarray]) -> None:
+        import_weights(model, weights)
+
+    def minimal_loop(self, model_name, x, y, order, warm_order, batch_size) -> float:
+        return bench.minimal_loop(model_name, x, y, order, warm_order, batch_size)

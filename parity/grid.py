@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from parity.runner import OUTLIER, PRESETS, SLACK, ParityCase, preset_optimizer
+from parity.cases import PRESETS, ParityCase, preset_optimizer
+from parity.runner import OUTLIER, SLACK
 from core.spec import code_fingerprint, keyed
 
 # (model, Keras config, optimizer label, exclude biases from weight decay). mlp regularizes the

@@ -134,26 +134,25 @@ def _batches(traj, batch_size: int) -> list[np.ndarray]:
 @functools.lru_cache(maxsize=4)
 def keras_float64_steps(keras_case) -> list[dict]:
     """Keras's own float64 step from each of its float32 states (cached per Keras trajectory)."""
-    import keras_impl
-    from keras_impl import optim, recipes, train
+    from keras_impl import optim, train
     from keras_impl.weights import export_weights, import_weights
+    from keras_impl.worker import Run
 
-    from parity.runner import keras_trajectory, parity_data
+    from parity.cases import parity_data
+    from parity.sides import keras_spec, keras_trajectory
 
     traj = keras_trajectory(keras_case)
     x, y = parity_data(keras_case.n_samples, keras_case.dataset)
-    with train.floatx("float64"):
-        model = keras_impl.build_model(keras_case.model, l2=recipes.model_l2(keras_case.keras_config, keras_case.l2),
-                                       dtype="float64")
-        optimizer = optim.make_optimizer(keras_case.optimizer, keras_case.keras_config, model)
-        train.compile_model(model, optimizer)
-        xs = train.to_array(x, keras_case.model, "float64")
+    run = Run()
+    with run.precision("float64"):
+        model, optimizer = run.prepare(keras_spec(dataclasses.replace(keras_case, dtype="float64")))
+        xs = train.as_inputs(x, keras_case.model, "float64")
         out = []
         for t, idx in enumerate(_batches(traj, keras_case.batch_size)):
             weights, state = _before(traj, t)
             import_weights(model, weights)
             optim.import_state(optimizer, model, state)
-            train.train_step(model, xs[idx], y[idx])
+            train.train_step(model, optimizer, xs[idx], y[idx])
             out.append(_flat(export_weights(model), optim.export_state(optimizer, model)))
     return out
 
@@ -165,11 +164,10 @@ def torch_steps(case, traj, x, y, dtype: str) -> list[dict]:
     from torch_impl import optim, train
     from torch_impl.weights import export_weights, import_weights
 
-    from parity.runner import torch_setup
+    from parity.sides import torch_setup
 
-    model, optimizer, recipe = torch_setup(case, traj.initial, dtype)
-    in_loss, reported = train.penalties(model, recipe)
-    xs = train.to_tensor(x, case.model, getattr(torch, dtype))
+    model, optimizer = torch_setup(case, traj.initial, dtype)
+    xs = train.as_inputs(x, case.model, dtype)
     ys = torch.as_tensor(y)
     out = []
     for t, idx in enumerate(_batches(traj, case.batch_size)):
@@ -177,7 +175,7 @@ def torch_steps(case, traj, x, y, dtype: str) -> list[dict]:
         import_weights(model, weights)
         optim.import_state(optimizer, model, state)
         idx_t = torch.as_tensor(idx)
-        train.train_step(model, optimizer, xs[idx_t], ys[idx_t], in_loss, reported)
+        train.train_step(model, optimizer, xs[idx_t], ys[idx_t])
         out.append(_flat(export_weights(model), optim.export_state(optimizer, model)))
     return out
 
@@ -191,7 +189,7 @@ def margins(case, traj, x) -> np.ndarray:
     from torch_impl.weights import import_weights
 
     model = torch_impl.build_model(case.model, l2=0.0, dtype=torch.float64)
-    xs = train.to_tensor(x, case.model, torch.float64)
+    xs = train.as_inputs(x, case.model, "float64")
     out = []
     for t, idx in enumerate(_batches(traj, case.batch_size)):
         import_weights(model, _before(traj, t)[0])
@@ -201,7 +199,7 @@ def margins(case, traj, x) -> np.ndarray:
 
 def run(case, traj, x, y) -> OneStep:
     """Teacher-forced one-step parity of ``case`` (a float32 ParityCase) along Keras's trajectory ``traj``."""
-    from parity.runner import keras_side
+    from parity.cases import keras_side
 
     # Weights and the optimizer's state: a recipe can take Keras's step and still keep other state
     # (decoupled decay with momentum leaves the decay out of the momentum), which a step compares.

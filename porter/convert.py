@@ -7,7 +7,7 @@ the weights, flattens in Keras's (H, W, C) order and carries every L2 regularize
 into ``model.l2_coefficients``. Anything it cannot port exactly is refused with
 an error that names the layer.
 
-This module imports both frameworks; the harness never imports it.
+This module imports both frameworks; the run engine never imports it.
 """
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def _chain(model: keras.Model) -> list:
 
 
 def _port_layer(layer, shape: tuple):
-    """(torch module or None, λ per torch parameter suffix, output shape (Keras layout, no batch))."""
+    """(torch module or None, λ per Keras weight ("kernel", "bias"), output shape (Keras layout, no batch))."""
     _check_plain(layer)
     coefs = {}
     if isinstance(layer, kl.Dense):
@@ -193,7 +193,7 @@ def _port_layer(layer, shape: tuple):
     else:
         raise _unsupported(layer, "layer type not supported")
     if isinstance(layer, (kl.Dense, kl.Conv2D)):
-        for attr, suffix in (("kernel_regularizer", "weight"), ("bias_regularizer", "bias")):
+        for attr, suffix in (("kernel_regularizer", "kernel"), ("bias_regularizer", "bias")):
             lam = _l2_lambda(layer, attr)
             if lam:
                 coefs[suffix] = lam
@@ -225,7 +225,7 @@ def keras_to_torch(keras_model: keras.Model) -> nn.Sequential:
     for layer in chain:
         module, layer_coefs, shape = _port_layer(layer, shape)
         modules[layer.name] = module
-        coefs.update({f"{layer.name}.{suffix}": lam for suffix, lam in layer_coefs.items()})
+        coefs.update({f"{layer.name}/{weight}": lam for weight, lam in layer_coefs.items()})  # canonical names
     returns_logits = _fold_final_softmax(modules)
     model = nn.Sequential(OrderedDict(modules))
     model.l2_coefficients = coefs

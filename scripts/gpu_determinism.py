@@ -31,7 +31,7 @@ def main(path=None):
         for model in ("mlp", "cnn"):
             spec = RunSpec(model=model, framework="torch", regularization="penalty", epochs=3, seed=0,
                            optimizer=OptimizerSpec("adam"))
-            a, b = worker.run(spec.to_dict()), worker.run(spec.to_dict())
+            a, b = worker.Run().run(spec.to_dict()), worker.Run().run(spec.to_dict())
             key = f"{model}, deterministic={deterministic}"
             results[key] = {"identical": compare(a, b) == 0.0, "max_diff": compare(a, b)}
     print(json.dumps(results, indent=1))

@@ -26,11 +26,12 @@ def test_parameter_count_and_shapes(name):
 
 
 @pytest.mark.parametrize("name,expected", [
-    ("mlp", {"hidden.weight": 0.01}),
-    ("mlp_bias", {"hidden.weight": 0.01, "hidden.bias": 0.01, "out.bias": 0.01}),
-    ("cnn", {"conv1.weight": 0.01, "conv2.weight": 0.01}),
+    ("mlp", {"hidden/kernel": 0.01}),
+    ("mlp_bias", {"hidden/kernel": 0.01, "hidden/bias": 0.01, "out/bias": 0.01}),
+    ("cnn", {"conv1/kernel": 0.01, "conv2/kernel": 0.01}),
 ])
 def test_l2_coefficients_match_keras_placement(name, expected):
+    """Canonical names, as keras_impl.l2.coefficients gives them (tests/test_keras_models.py)."""
     assert torch_l2.coefficients(torch_impl.build_model(name, l2=0.01)) == expected
     assert torch_l2.coefficients(torch_impl.build_model(name, l2=0)) == {}
     assert torch_l2.coefficients(torch_impl.build_model(name, l2=None)) == {}

@@ -6,7 +6,8 @@ import torch
 
 import torch_impl
 from core.spec import OptimizerSpec
-from torch_impl import optim, recipes
+from core.names import REGULARIZED
+from torch_impl import optim, recipes, weights
 
 
 def _param(values):
@@ -98,13 +99,13 @@ def test_keras_weight_decay_is_decoupled_and_per_group(cls, kwargs):
 
 def test_recipes_put_decay_on_the_right_tensors():
     model = torch_impl.build_model("mlp_bias", l2=0.01)
-    everything = [n for n, _ in model.named_parameters()]
-    regularized = {"hidden.weight", "hidden.bias", "out.bias"}
+    everything = [n for n, _ in weights.named_variables(model)]
+    regularized = set(REGULARIZED["mlp_bias"])  # canonical names, as Keras's
     assert recipes.build("penalty", model).penalty == {n: 0.01 for n in regularized}
     assert recipes.build("coupled", model).coupled == {n: 0.02 for n in regularized}
     assert recipes.build("decoupled", model).decoupled == {n: 0.02 for n in regularized}
     wd = recipes.build("decoupled", model, weight_decay=0.1, exclude_bias=True).decoupled
-    assert wd == {"hidden.weight": 0.1, "out.weight": 0.1}
+    assert wd == {"hidden/kernel": 0.1, "out/kernel": 0.1}
     assert recipes.build("naive_wd", model, l2=0.01).coupled == {n: 0.01 for n in everything}
     assert recipes.build("naive_adamw", model, l2=0.01).decoupled == {n: 0.01 for n in everything}
     assert recipes.build("none", model) == recipes.Recipe("none")
@@ -114,12 +115,12 @@ def test_recipes_put_decay_on_the_right_tensors():
 
 def test_native_optimizers_use_torch_classes_and_defaults():
     model = torch_impl.build_model("mlp", l2=0.01)
-    coupled = optim.make_optimizer(model, recipes.build("coupled", model), OptimizerSpec("adam"), exact=False)
+    coupled = optim.stock_optimizer(model, OptimizerSpec("adam"), recipes.build("coupled", model))
     assert type(coupled) is torch.optim.Adam and coupled.defaults["eps"] == 1e-8
     assert sorted(g["weight_decay"] for g in coupled.param_groups) == [0.0, 0.02]
-    adamw = optim.make_optimizer(model, recipes.build("naive_adamw", model, l2=0.01), OptimizerSpec("adam"), exact=False)
+    adamw = optim.stock_optimizer(model, OptimizerSpec("adam"), recipes.build("naive_adamw", model, l2=0.01))
     assert type(adamw) is torch.optim.AdamW and [g["weight_decay"] for g in adamw.param_groups] == [0.01]
-    sgd = optim.make_optimizer(model, recipes.build("penalty", model), OptimizerSpec("sgd"), exact=False)
+    sgd = optim.stock_optimizer(model, OptimizerSpec("sgd"), recipes.build("penalty", model))
     assert sgd.defaults["lr"] == 1e-3  # torch's SGD default; Keras's is 0.01
-    exact = optim.make_optimizer(model, recipes.build("penalty", model), OptimizerSpec("sgd"), exact=True)
+    exact = optim.make_optimizer(model, OptimizerSpec("sgd"), recipes.build("penalty", model))
     assert isinstance(exact, optim.KerasSGD) and exact.defaults["lr"] == 0.01

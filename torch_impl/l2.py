@@ -4,9 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from torch_impl.weights import torch_name
+
 
 def coefficients(model: nn.Module) -> dict[str, float]:
-    """Parameter name ("hidden.weight") -> λ, for exactly the tensors Keras regularizes."""
+    """Canonical name ("hidden/kernel", as Keras's) -> λ, for exactly the tensors Keras regularizes."""
     return dict(getattr(model, "l2_coefficients", {}))
 
 
@@ -14,7 +16,7 @@ def terms(model: nn.Module, coefs: dict[str, float] | None = None) -> list[tuple
     """(parameter, λ) pairs, resolved once so that a training loop need not look names up each step."""
     coefs = coefficients(model) if coefs is None else coefs
     params = dict(model.named_parameters())
-    return [(params[name], lam) for name, lam in coefs.items()]
+    return [(params[torch_name(name)], lam) for name, lam in coefs.items()]
 
 
 def penalty_of(pairs: list[tuple[torch.Tensor, float]]) -> torch.Tensor:

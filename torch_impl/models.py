@@ -9,7 +9,8 @@ Read this beside ``keras_impl/models.py``. What a port must change:
   activations back to (H, W, C) before flattening, so Keras's Dense kernel maps
   onto ``out`` by a plain transpose. Without that permute the port is silently wrong;
 * L2 is not a layer argument in torch: ``model.l2_coefficients`` records λ per
-  parameter name (see ``torch_impl.l2``), on exactly the tensors Keras regularizes.
+  tensor (canonical names, as Keras's; see ``torch_impl.l2``), on exactly the tensors
+  Keras regularizes (``core.names.REGULARIZED``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-MODEL_NAMES = ("mlp", "cnn", "mlp_bias")
+from core.names import MODELS, REGULARIZED
 
 
 class KerasFlatten(nn.Module):
@@ -57,18 +58,10 @@ class CNN(nn.Module):
         return self.out(self.flatten(x))  # (N, 1600) in H, W, C order -> (N, 10)
 
 
-# Where Keras puts the regularizers, by torch parameter name (see keras_impl/models.py).
-_REGULARIZED = {
-    "mlp": ("hidden.weight",),
-    "mlp_bias": ("hidden.weight", "hidden.bias", "out.bias"),
-    "cnn": ("conv1.weight", "conv2.weight"),
-}
-
-
-def build_model(name: str, l2: float | None = 0.01, dtype: torch.dtype | str = torch.float32) -> nn.Module:
+def build_model(name: str, l2: float | None = 0.01, dtype: str | torch.dtype = "float32") -> nn.Module:
     """The torch mirror of ``keras_impl.build_model(name, l2)``; λ = 0 or None means no L2."""
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODEL_NAMES)}")
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
     model = CNN() if name == "cnn" else MLP()
-    model.l2_coefficients = {p: float(l2) for p in _REGULARIZED[name]} if l2 else {}
+    model.l2_coefficients = {tensor: float(l2) for tensor in REGULARIZED[name]} if l2 else {}
     return model.to(dtype=getattr(torch, dtype) if isinstance(dtype, str) else dtype)

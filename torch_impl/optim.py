@@ -134,19 +134,38 @@ class SGDW(torch.optim.SGD):
 
 def _groups(model: nn.Module, recipe: Recipe) -> list[dict]:
     """Parameter groups by (coupled, decoupled) decay, keeping the model's parameter order."""
+    from torch_impl.weights import named_variables
+
     groups: dict[tuple[float, float], list] = {}
-    for name, p in model.named_parameters():
+    for name, p in named_variables(model):
         key = (recipe.coupled.get(name, 0.0), recipe.decoupled.get(name, 0.0))
         groups.setdefault(key, []).append(p)
     return [{"params": ps, "coupled": c, "decoupled": d} for (c, d), ps in groups.items()]
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe, spec, *, exact: bool) -> torch.optim.Optimizer:
-    """The optimizer for ``spec`` (a core.spec.OptimizerSpec) carrying the recipe's decay.
+def make_optimizer(model: nn.Module, spec, regularization: Recipe) -> torch.optim.Optimizer:
+    """The Keras-exact optimizer for ``spec`` (a core.spec.OptimizerSpec) carrying the recipe's
+    decay, with Keras's defaults where the spec leaves a value unset (parity mode).
 
-    ``exact``: Keras-exact arithmetic and Keras's defaults (parity mode); otherwise the
-    stock torch optimizer with torch's defaults where the spec leaves a value unset (native).
+    The recipe travels with the optimizer (``optimizer.recipe``): its penalty term is the one
+    part of a recipe an optimizer cannot apply, and ``train.fit`` adds it to the loss.
     """
+    return _optimizer(model, regularization, spec, exact=True)
+
+
+def stock_optimizer(model: nn.Module, spec, regularization: Recipe) -> torch.optim.Optimizer:
+    """torch.optim's own class for ``spec`` carrying the recipe's decay, with torch's defaults
+    where the spec leaves a value unset (native mode: what a straightforward port runs)."""
+    return _optimizer(model, regularization, spec, exact=False)
+
+
+def _optimizer(model: nn.Module, recipe: Recipe, spec, *, exact: bool) -> torch.optim.Optimizer:
+    optimizer = _build_optimizer(model, recipe, spec, exact=exact)
+    optimizer.recipe = recipe
+    return optimizer
+
+
+def _build_optimizer(model: nn.Module, recipe: Recipe, spec, *, exact: bool) -> torch.optim.Optimizer:
     defaults = (KERAS_DEFAULTS if exact else TORCH_DEFAULTS)[spec.name]
     lr = spec.lr if spec.lr is not None else defaults["lr"]
     groups = _groups(model, recipe)
@@ -194,12 +213,12 @@ def _stock_sgd_momentum(value: torch.Tensor, lr: float, to_torch: bool) -> torch
 
 
 def _named_state_params(optimizer: torch.optim.Optimizer, model: nn.Module):
-    from torch_impl.weights import canonical_name
+    from torch_impl.weights import named_variables
 
     group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
-    for name, p in model.named_parameters():
+    for name, p in named_variables(model):
         if id(p) in group_of:
-            yield canonical_name(name), p, group_of[id(p)]
+            yield name, p, group_of[id(p)]
 
 
 def import_state(optimizer: torch.optim.Optimizer, model: nn.Module, state: dict) -> None:

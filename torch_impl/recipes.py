@@ -1,6 +1,6 @@
 """The ways to write Keras's L2 in PyTorch, each built from the model's L2 coefficients.
 
-A recipe says, per parameter name, what is done to it:
+A recipe says, per tensor (canonical name, "hidden/kernel"), what is done to it:
 
 * ``penalty``   — add Σ λ·Σw² to the loss (exact for Keras ``l2``, any optimizer);
 * ``coupled``   — gradient += 2λ·w on the regularized tensors only: torch's own
@@ -19,14 +19,29 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from core.names import TORCH_RECIPES
 from torch_impl import l2 as l2_module
+from torch_impl.weights import named_variables
 
-RECIPES = ("penalty", "coupled", "decoupled", "naive_wd", "naive_adamw", "none")
+
+def _check(name: str) -> None:
+    if name not in TORCH_RECIPES:
+        raise ValueError(f"unknown torch recipe {name!r}; allowed: {', '.join(TORCH_RECIPES)}")
+
+
+def model_l2(regularization: str, l2: float) -> float:
+    """λ for the Keras placement the torch model carries (mirror: keras_impl.recipes.model_l2).
+
+    Every recipe is compared against Keras ``l2`` at λ, so every recipe but ``none`` carries it:
+    the history reports Keras's penalty whatever the recipe minimizes.
+    """
+    _check(regularization)
+    return 0.0 if regularization == "none" else l2
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Per parameter name: λ in the loss penalty, coupled decay c (g += c·w), decoupled decay wd."""
+    """Per tensor (canonical name): λ in the loss penalty, coupled decay c (g += c·w), decoupled decay wd."""
 
     name: str
     penalty: dict[str, float] = field(default_factory=dict)
@@ -41,10 +56,9 @@ def build(name: str, model: nn.Module, *, l2: float = 0.0, weight_decay: float |
     ``l2`` is the λ the naive recipes use; ``weight_decay``/``exclude_bias`` mirror a Keras
     optimizer's ``weight_decay`` and ``exclude_from_weight_decay(var_names=["bias"])``.
     """
-    if name not in RECIPES:
-        raise ValueError(f"unknown torch recipe {name!r}; allowed: {', '.join(RECIPES)}")
+    _check(name)
     coefs = l2_module.coefficients(model)
-    everything = [n for n, p in model.named_parameters() if p.requires_grad]
+    everything = [n for n, p in named_variables(model) if p.requires_grad]
     if name == "penalty":
         return Recipe(name, penalty=coefs)
     if name == "coupled":

@@ -7,37 +7,36 @@ one index permutation per epoch, so that both frameworks see identical batches.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+import contextlib
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.training import FitResult
 from torch_impl import l2
 from torch_impl.optim import export_state
 from torch_impl.recipes import Recipe
 from torch_impl.weights import export_weights
 
-
-@dataclass
-class FitResult:
-    """Per-epoch history (loss, data_loss, penalty, accuracy, test_accuracy) and, when
-    asked, the canonical weights and optimizer state (``optim.export_state``) after every step."""
-
-    history: list[dict] = field(default_factory=list)
-    steps: list[dict[str, np.ndarray]] | None = None
-    states: list[dict] | None = None
+__all__ = ["FitResult", "accuracy", "as_inputs", "fit", "precision", "train_step"]
 
 
-def to_tensor(x: np.ndarray, model_name: str, dtype: torch.dtype, device="cpu") -> torch.Tensor:
+def as_inputs(x: np.ndarray, model_name: str, dtype: str, device=None) -> torch.Tensor:
     """NumPy images (N, 28, 28, 1) to the model's input: (N, 784) or NCHW (N, 1, 28, 28)."""
     if model_name == "cnn":
         x = x.transpose(0, 3, 1, 2)  # NHWC -> NCHW
     else:
         x = x.reshape(len(x), -1)
-    return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device or "cpu")
+
+
+def precision(dtype: str) -> ContextManager:
+    """Nothing global to set: torch takes dtypes per tensor (mirror: keras_impl.train.precision)."""
+    return contextlib.nullcontext()
 
 
 def _penalty_fn(model: nn.Module, coefficients: dict[str, float]) -> Callable[[], torch.Tensor] | None:
@@ -55,8 +54,13 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 10
     return correct / len(x)
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
-               in_loss: Callable[[], torch.Tensor] | None, reported: Callable[[], torch.Tensor] | None):
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    """One optimizer step on one batch: the step ``fit`` takes (mirror: keras_impl.train.train_step)."""
+    _step(model, optimizer, x, y, *_penalties(model, optimizer.recipe))
+
+
+def _step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor,
+          in_loss: Callable[[], torch.Tensor] | None, reported: Callable[[], torch.Tensor] | None):
     """One optimizer step on one batch, as Keras's ``train_step``: -> (logits, data loss, penalty).
 
     ``in_loss`` is the penalty minimized with the data loss (recipe ``penalty``); ``reported``
@@ -77,7 +81,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Ten
     return logits, data_loss, pen
 
 
-def penalties(model: nn.Module, recipe: Recipe | None):
+def _penalties(model: nn.Module, recipe: Recipe | None):
     """(penalty minimized in the loss, penalty reported) for ``train_step``: the reported one is
     Keras's Σ λ·Σw² over the model's L2 coefficients whatever the recipe puts in the loss."""
     in_loss = _penalty_fn(model, recipe.penalty if recipe is not None else {})
@@ -85,17 +89,18 @@ def penalties(model: nn.Module, recipe: Recipe | None):
 
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
-        batch_size: int, order: Sequence[np.ndarray], recipe: Recipe | None = None,
-        x_test: torch.Tensor | None = None, y_test: torch.Tensor | None = None,
-        capture_steps: bool = False, on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
+        batch_size: int, order: Sequence[np.ndarray], x_test: torch.Tensor | None = None,
+        y_test: torch.Tensor | None = None, capture_steps: bool = False,
+        on_epoch: Callable[[int, dict], None] | None = None) -> FitResult:
     """Train ``model`` over ``order`` (one permutation of range(len(x)) per epoch).
 
-    ``recipe.penalty`` is added to the loss; coupled/decoupled decay live in ``optimizer``.
+    The optimizer's recipe (``optim.make_optimizer``) says what is added to the loss
+    (``recipe.penalty``); coupled and decoupled decay live in the optimizer itself.
     The history's ``penalty`` is always Keras's Σ λ·Σw² over ``model``'s L2 coefficients at the
     pre-update weights (measured, not minimized, when the recipe does not put it in the loss),
     so that ``loss`` means what Keras's history means whatever the recipe.
     """
-    in_loss, reported = penalties(model, recipe)
+    in_loss, reported = _penalties(model, getattr(optimizer, "recipe", None))
     result = FitResult(steps=[] if capture_steps else None, states=[] if capture_steps else None)
     model.train()
     for epoch, perm in enumerate(order):
@@ -105,7 +110,7 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: 
         for start in range(0, len(perm), batch_size):
             idx = perm_t[start:start + batch_size]  # the partial last batch is kept
             xb, yb = x[idx], y[idx]
-            logits, data_loss, pen = train_step(model, optimizer, xb, yb, in_loss, reported)
+            logits, data_loss, pen = _step(model, optimizer, xb, yb, in_loss, reported)
             with torch.no_grad():
                 n = len(idx)
                 sums += torch.stack([(data_loss.detach() + pen.detach()) * n, data_loss.detach() * n, pen.detach() * n,

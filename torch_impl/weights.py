@@ -41,20 +41,24 @@ def from_canonical(value: np.ndarray) -> np.ndarray:
     return value
 
 
+def named_variables(model: nn.Module):
+    """(canonical name, parameter) for every parameter of ``model``, in registration order."""
+    for name, p in model.named_parameters():
+        yield canonical_name(name), p
+
+
 def export_weights(model: nn.Module) -> dict[str, np.ndarray]:
     """Copies of every parameter, keyed by canonical name, in Keras layout."""
     # np.array(copy=True): .numpy() shares memory with the parameter, and 1-D tensors need no
     # transpose, so without a copy a bias "snapshot" would keep changing with training.
-    return {
-        canonical_name(name): np.array(to_canonical(p.detach().cpu().numpy()), order="C", copy=True)
-        for name, p in model.named_parameters()
-    }
+    return {name: np.array(to_canonical(p.detach().cpu().numpy()), order="C", copy=True)
+            for name, p in named_variables(model)}
 
 
 @torch.no_grad()
 def import_weights(model: nn.Module, weights: dict[str, np.ndarray]) -> None:
     """Assign canonical weights; every tensor must be present with the right shape, and no extra."""
-    params = {canonical_name(n): p for n, p in model.named_parameters()}
+    params = dict(named_variables(model))
     missing = sorted(set(params) - set(weights))
     extra = sorted(set(weights) - set(params))
     if missing or extra:

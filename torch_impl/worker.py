@@ -1,23 +1,21 @@
-"""Run one RunSpec on the torch side (mirror: keras_impl/worker.py).
+"""The torch side of the training run (mirror: keras_impl/worker.py).
 
-The harness calls these in a worker process of their own; they take and return
-only plain dicts and NumPy arrays.
+``Run`` supplies the hooks of ``core.training.TrainingRun``; the template (seed, build,
+start weights, optimizer, fit, export, summarize) is written once there. The run engine
+calls it in a worker process of its own; it takes and returns plain dicts and NumPy arrays.
 """
 from __future__ import annotations
 
 import inspect
-import time
 
 import numpy as np
 import torch
 
 import torch_impl
-from core import records
-from core.data import load
 from core.machine import provenance
-from core.seeds import derive, epoch_orders
 from core.spec import RunSpec
-from torch_impl import optim, recipes, seeding, train
+from core.training import TrainingRun
+from torch_impl import bench, optim, recipes, seeding, train
 from torch_impl.weights import export_weights, import_weights
 
 FRAMEWORK = "torch"
@@ -51,64 +49,69 @@ def defaults() -> dict:
             "bias_initializer": "U(±1/sqrt(fan_in))"}
 
 
-def _build(spec: RunSpec) -> torch.nn.Module:
-    seeding.seed_everything(derive(spec.seed, "init"))
-    # The mirror carries Keras's L2 placement (reported as the penalty), except for `none`.
-    l2 = 0.0 if spec.regularization == "none" else spec.l2
-    return torch_impl.build_model(spec.model, l2=l2, dtype=getattr(torch, spec.dtype)).to(device())
+def keras_lambda(spec: RunSpec) -> float:
+    """λ as the run uses it. Parity mode reproduces Keras, whose L2 and optimizers cast a Python
+    float through float32 on the TensorFlow backend (``ops.cast``): a float64 Keras model has λ
+    rounded to float32, so the port must too. Native mode is a user's own port: the Python λ."""
+    return float(np.float32(spec.l2)) if spec.mode == "parity" else spec.l2
 
 
-def initial_weights(spec_dict: dict) -> dict[str, np.ndarray]:
-    """torch's own initial weights for this spec (native mode)."""
-    return export_weights(_build(RunSpec.from_dict(spec_dict)))
-
-
-def run(spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
-    """Train as the spec says. Parity mode: start from ``initial`` (Keras's) with Keras-exact
-    optimizers; native mode: torch's initializers and stock optimizers."""
-    spec = RunSpec.from_dict(spec_dict)
-    exact = spec.mode == "parity"
-    if exact and initial is None:
-        raise ValueError("parity mode needs Keras's initial weights")
-    data = load(spec.dataset)
-    dtype, dev = getattr(torch, spec.dtype), device()
-    x, x_test = (train.to_tensor(a, spec.model, dtype, dev) for a in (data.x_train, data.x_test))
-    y, y_test = (torch.as_tensor(a, device=dev) for a in (data.y_train, data.y_test))
-    model = _build(spec)
-    if exact:
-        import_weights(model, initial)
-    initial_norms = records.norms_of(export_weights(model))
-    adamw_default = (optim.KERAS_DEFAULTS if exact else optim.TORCH_DEFAULTS)["adamw"]["weight_decay"]
-    recipe = recipes.for_optimizer(spec.regularization, model, spec.optimizer, l2=spec.l2, adamw_default=adamw_default)
-    optimizer = optim.make_optimizer(model, recipe, spec.optimizer, exact=exact)
-    order = epoch_orders(len(x), spec.epochs, spec.seed)
-    diverged, history = None, []
-    start = time.perf_counter()
-    try:
-        train.fit(model, optimizer, x, y, batch_size=spec.batch_size, order=order, recipe=recipe, x_test=x_test,
-                  y_test=y_test, on_epoch=records.epoch_recorder(spec.model, history, lambda: export_weights(model)))
-    except records.Diverged as exc:
-        diverged = str(exc)
-    wall = time.perf_counter() - start
-    steps = len(history) * -(-len(x) // spec.batch_size)
-    out = records.summary(spec.model, history, export_weights(model), wall, steps, diverged, initial_norms)
-    return {"framework": FRAMEWORK, "defaults": defaults(), "backend": "torch", "versions": versions(), "device": dev,
-            "machine": machine(), **out}
-
-
-class Run:
-    """This framework's training run, as ``core.columns`` finds it (interface for the engine)."""
+class Run(TrainingRun):
+    """The torch hooks of the training run."""
 
     framework = FRAMEWORK
 
-    def set_threads(self, n: int) -> None:
-        seeding.set_threads(n)
+    def versions(self) -> dict:
+        return versions()
+
+    def device(self) -> str:
+        return device()
 
     def machine(self) -> dict:
         return machine()
 
-    def initial_weights(self, spec_dict: dict) -> dict:
-        return initial_weights(spec_dict)
+    def defaults(self) -> dict:
+        return defaults()
 
-    def run(self, spec_dict: dict, initial=None) -> dict:
-        return run(spec_dict, initial)
+    def backend(self) -> str:
+        return "torch"
+
+    def set_threads(self, n: int) -> None:
+        seeding.set_threads(n)
+
+    def seed(self, seed: int) -> None:
+        seeding.seed_everything(seed)
+
+    def precision(self, dtype: str):
+        return train.precision(dtype)
+
+    def build(self, spec: RunSpec, l2: float | None = None) -> torch.nn.Module:
+        if l2 is None:
+            l2 = recipes.model_l2(spec.regularization, keras_lambda(spec))
+        return torch_impl.build_model(spec.model, l2=l2, dtype=getattr(torch, spec.dtype)).to(device())
+
+    def make_optimizer(self, spec: RunSpec, model, *, stock: bool | None = None):
+        """Parity mode: Keras-exact optimizers, Keras's AdamW default; native: torch's own."""
+        stock = spec.mode == "native" if stock is None else stock
+        defaults = optim.KERAS_DEFAULTS if spec.mode == "parity" else optim.TORCH_DEFAULTS
+        recipe = recipes.for_optimizer(spec.regularization, model, spec.optimizer, l2=keras_lambda(spec),
+                                       adamw_default=defaults["adamw"]["weight_decay"])
+        return (optim.stock_optimizer if stock else optim.make_optimizer)(model, spec.optimizer, recipe)
+
+    def inputs(self, x: np.ndarray, model_name: str, dtype: str):
+        return train.as_inputs(x, model_name, dtype, device())
+
+    def labels(self, y: np.ndarray):
+        return torch.as_tensor(y, device=device())
+
+    def fit(self, model, optimizer, x, y, **kwargs):
+        return train.fit(model, optimizer, x, y, **kwargs)
+
+    def export_weights(self, model) -> dict[str, np.ndarray]:
+        return export_weights(model)
+
+    def import_weights(self, model, weights: dict[str, np.ndarray]) -> None:
+        import_weights(model, weights)
+
+    def minimal_loop(self, model_name, x, y, order, warm_order, batch_size) -> float:
+        return bench.minimal_loop(model_name, x, y, order, warm_order, batch_size)
