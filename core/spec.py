@@ -17,8 +17,6 @@ from pathlib import Path
 from core import columns
 from core.names import DTYPES, KERAS_CONFIGS, MODELS, MODES, OPTIMIZERS, TORCH_RECIPES, regularizations
 
-FRAMEWORKS = ("keras", "torch")  # TEMPORARY for reports during the split; use core.columns
-
 __all__ = ["DTYPES", "KERAS_CONFIGS", "MODELS", "MODES", "OPTIMIZERS", "TORCH_RECIPES", "OptimizerSpec", "RunSpec",
            "SpecError", "choice", "keyed", "code_fingerprint"]
 

@@ -2,7 +2,7 @@
 
 Every number comes from ``parity.jsonl`` (step-by-step parity) or ``runs.jsonl``
 (native-mode runs: recipes and article experiments); the code snippets are the
-recipes that the parity tests prove. Each claim names the test in
+recipes that the parity tests prove (``porting_snippets``). Each claim names the test in
 ``comparisons/`` that fails if the claim becomes false.
 """
 from __future__ import annotations
@@ -11,80 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports import parity as parity_report
-from reports import report
 from engine.experiments import ARTICLE_LAMBDA
 from parity.runner import CLOSE, CLOSE_STEP, EXACT_FLOAT64, SLACK
+from reports import float32_study
+from reports.frames import runs_frame
+from reports.porting_snippets import CODE, PROOF
 from reports.stats import summarize
-
-T = "../comparisons/"  # links are relative to results/
-
-
-def _test(path: str, name: str) -> str:
-    return f"[`{path}::{name}`]({T}{path})"
-
-
-PROOF = {
-    "l2": _test("test_parity.py", "test_keras_l2_equals_torch_penalty_and_coupled"),
-    "wd": _test("test_parity.py", "test_keras_weight_decay_equals_torch_decoupled"),
-    "naive_wd": _test("test_parity.py", "test_naive_weight_decay_is_not_l2"),
-    "naive_adamw": _test("test_parity.py", "test_naive_adamw_is_not_l2_with_adam"),
-    "decoupled": _test("test_parity.py", "test_decoupled_is_not_l2_with_adam_even_on_the_right_tensors_at_2_lambda"),
-    "decoupled_sgd": _test("test_parity.py", "test_decoupled_equals_l2_with_plain_sgd"),
-    "eps": _test("test_parity.py", "test_constant_torch_eps_is_not_keras_adam"),
-    "momentum": _test("test_parity.py", "test_stock_torch_sgd_with_momentum_is_keras_momentum_up_to_rounding"),
-    "lambda": _test("test_parity.py", "test_lambda_instead_of_2_lambda_is_not_l2"),
-    "flatten": _test("test_parity.py", "test_missing_flatten_permutation_is_not_the_same_model"),
-    "flatten_forward": _test("test_porting.py", "test_missing_flatten_permutation_breaks_parity"),
-    "init": _test("test_framework_facts.py", "test_initializers_differ"),
-    "defaults": _test("test_framework_facts.py", "test_default_hyperparameters_differ"),
-    "exclude": _test("test_framework_facts.py", "test_var_names_bias_also_excludes_kernels_of_a_model_named_bias"),
-    "float32": _test("test_parity.py",
-                     "test_float32_cnn_on_digits_is_exact_one_step_at_a_time_and_float64_trajectory_exact"),
-    "float32_lambda": _test("test_parity.py", "test_lambda_off_by_one_percent_is_not_exact_in_float32"),
-    "float32_outliers": _test("test_parity.py", "test_float32_outlier_steps_are_ties_or_within_the_rounding_floor"),
-    "float32_resume": _test("test_onestep.py", "test_keras_resumes_bit_for_bit_from_its_recorded_state"),
-}
-
-CODE = {
-    "l2": '''```python
-# Keras: layers.Dense(128, activation="relu", kernel_regularizer=regularizers.l2(lam))
-# PyTorch, recipe `penalty`: λ·Σw² (no ½), added once per batch, not divided by the batch size
-loss = F.cross_entropy(logits, y) + lam * model.hidden.weight.square().sum()
-# or recipe `coupled`: torch's weight_decay is coupled (g += wd·w) -> wd = 2λ, on those tensors only
-decay = [model.hidden.weight]
-rest = [p for p in model.parameters() if all(p is not q for q in decay)]
-opt = torch.optim.SGD([{"params": decay, "weight_decay": 2 * lam},
-                       {"params": rest, "weight_decay": 0.0}], lr=0.01, momentum=0.9)
-# Adam: torch.optim.Adam puts ε inside the bias correction; for Keras-exact Adam use
-# torch_impl.optim.KerasAdam (same parameter groups), or accept the ε difference below.
-```''',
-    "bias": '''```python
-# Keras: Dense(128, kernel_regularizer=l2(lam), bias_regularizer=l2(lam)); Dense(10, bias_regularizer=l2(lam))
-# PyTorch: the same recipes over exactly those tensors, biases included
-loss = F.cross_entropy(logits, y) + lam * sum(p.square().sum() for p in
-                                              (model.hidden.weight, model.hidden.bias, model.out.bias))
-```''',
-    "wd": '''```python
-# Keras: keras.optimizers.SGD(learning_rate=lr, momentum=m, weight_decay=wd)   (or Adam(weight_decay=wd))
-# Keras's weight_decay is decoupled: w -= lr·wd·w on every trainable tensor, before the update.
-with torch.no_grad():                       # before each opt.step()
-    for p in decayed_params:
-        p.mul_(1 - lr * wd)
-opt.step()
-# Adam: torch.optim.AdamW(params, lr=lr, weight_decay=wd) does the same decay (ε differs, see below);
-# torch_impl.optim.KerasSGD / KerasAdam(weight_decay=wd) reproduce Keras exactly.
-```''',
-    "adamw": '''```python
-# Keras: opt = keras.optimizers.AdamW(weight_decay=wd)
-#        opt.exclude_from_weight_decay(var_list=[v for v in model.trainable_weights if v.name == "bias"])
-decay = [p for n, p in model.named_parameters() if not n.endswith("bias")]
-rest = [p for n, p in model.named_parameters() if n.endswith("bias")]
-opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd},
-                         {"params": rest, "weight_decay": 0.0}], lr=1e-3, eps=1e-7)
-# Exact: torch_impl.optim.KerasAdam with the same groups and weight_decay=wd (None for `rest`).
-```''',
-}
 
 
 def _cell(parity: pd.DataFrame, row: str, column: str, dtype: str) -> str:
@@ -207,13 +139,13 @@ own float32 rounding of that step (each against the same step in float64) + {SLA
 that holds on every machine for the same computation, and λ off by 1% breaks it ({PROOF['float32_lambda']}).
 Proofs: {PROOF['float32']}; steps that differ more than usual are decision ties or steps whose own rounding is as
 large ({PROOF['float32_outliers']}); Keras resumes bit for bit from its recorded state ({PROOF['float32_resume']})."""
-    s = parity_report.float32_summary(parity)
+    s = float32_study.float32_summary(parity)
     if s is None:
         return text + "\n"
     return text + f"""
 
 Over {s['cases']} cases ({s['extent']}; torch `penalty` against Keras `l2`), the float32 trajectory stays under the
-old fixed bound {parity_report.OLD_BOUND:g} in {s['under_old_bound']} (largest drift {s['trajectory_max']:.1e}; torch's own 1-ulp
+old fixed bound {float32_study.OLD_BOUND:g} in {s['under_old_bound']} (largest drift {s['trajectory_max']:.1e}; torch's own 1-ulp
 envelope reaches {s['envelope_max']:.1e}). One step at a time, {s['exact']} of {s['cases']} are exact; one-step medians are
 {s['median_low']:.1e}–{s['median_high']:.1e} of max |w|, and {s['tie_fraction']:.0%} of steps have a decision tie{_cnn_ties(s)}. Per case:
 [float32.md](float32.md); one CNN case step by step: [float32_cnn.png](float32_cnn.png).
@@ -226,7 +158,7 @@ def write(out: Path, runs: list[dict], parity: list[dict]) -> Path | None:
     p = pd.DataFrame([r for r in parity if not r.get("study")])
     steps = parity[0].get("steps")
     native = [r for r in runs if r["spec"]["mode"] == "native"]
-    frame = report.runs_frame(native)
+    frame = runs_frame(native)
     v = {"keras": "?", "torch": "?", **(parity[0].get("versions") or {})}
     epochs = ", ".join(map(str, sorted({r["spec"]["epochs"] for r in native})))
     keras_init, torch_init = _initial_norm(runs, "keras"), _initial_norm(runs, "torch")

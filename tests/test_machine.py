@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from core import machine
-from reports import report
+from reports import provenance
 
 PROVENANCE_KEYS = {"arch", "cpu", "cores", "isa_caps", "threads", "platform", "python"}
 THREADS = int(os.environ.get("L2COMPARE_THREADS", "1"))  # what conftest.py gave both frameworks
@@ -78,14 +78,14 @@ def test_a_torch_run_record_carries_the_machine():
     from torch_impl import worker
 
     spec = RunSpec(model="mlp", framework="torch", regularization="penalty", epochs=1, dataset="article")
-    record = finish(spec, worker.run(spec.to_dict()))
+    record = finish(spec, worker.Run().run(spec.to_dict()))
     facts = record["machine"]
     assert PROVENANCE_KEYS <= set(facts)
     assert facts["arch"] == machine.platform.machine()
     assert facts["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert facts["torch_threads"] == THREADS
-    assert "Machine: " + facts["cpu"] in report._machine([record])
-    assert f"torch dispatched {facts['torch_cpu_capability']} kernels" in report._machine([record])
+    assert "Machine: " + facts["cpu"] in provenance.machine([record])
+    assert f"torch dispatched {facts['torch_cpu_capability']} kernels" in provenance.machine([record])
 
 
 def test_the_test_session_runs_as_configured():
@@ -105,14 +105,14 @@ def test_the_test_session_runs_as_configured():
 
 
 def test_report_describes_old_and_new_records():
-    assert report._machine([]) == "Machine: not recorded (CPU model and dispatch not recorded)."
-    assert report._machine([{"machine": "x86_64"}, {}]).startswith("Machine: x86_64 (CPU model")
+    assert provenance.machine([]) == "Machine: not recorded (CPU model and dispatch not recorded)."
+    assert provenance.machine([{"machine": "x86_64"}, {}]).startswith("Machine: x86_64 (CPU model")
     torch_side = {"machine": {"arch": "x86_64", "cpu": "Some CPU", "cores": 4, "isa_caps": {"ONEDNN_MAX_CPU_ISA": "AVX2"},
                               "threads": {"OMP_NUM_THREADS": "1"}, "torch_cpu_capability": "AVX2", "torch_threads": 1,
                               "torch_interop_threads": 1}}
     keras_side = {"machine": {"arch": "x86_64", "cpu": "Some CPU", "cores": 4, "isa_caps": {"TF_ENABLE_ONEDNN_OPTS": "0"},
                               "threads": {"OMP_NUM_THREADS": "1"}, "tf_intra_op_threads": 1, "tf_inter_op_threads": 1}}
-    text = report._machine([{"machine": "x86_64"}, torch_side, keras_side])
+    text = provenance.machine([{"machine": "x86_64"}, torch_side, keras_side])
     assert text == ("Machine: Some CPU (4 cores, x86_64); torch dispatched AVX2 kernels (ATen CPU capability); "
                     "ISA caps set: ONEDNN_MAX_CPU_ISA=AVX2, TF_ENABLE_ONEDNN_OPTS=0; "
                     "threads: torch 1 (inter-op 1), TensorFlow intra-op 1 / inter-op 1, OMP_NUM_THREADS=1.")

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from reports import porting_guide as porting_md
+from reports.porting_snippets import PROOF
 from parity.runner import CLOSE_STEP, EXACT_FLOAT64, SLACK
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ def _study(model, optimizer, dataset, seed, median, worst, ties, verdict="exact"
 
 
 def test_every_linked_proof_is_a_real_test():
-    for link in porting_md.PROOF.values():
+    for link in PROOF.values():
         path, name = re.match(r"\[`(.+?)::(.+?)`\]", link).groups()
         tree = ast.parse((ROOT / "comparisons" / path).read_text())
         names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
@@ -67,6 +68,6 @@ def test_float32_paragraph_comes_from_the_study_records(tmp_path):
     assert "25% of steps have a decision tie (50% of the CNN's)" in float32  # 4 of 16 steps, 4 of the CNN's 8
     assert "4 of 4 are exact" in float32
     assert "[float32.md](float32.md)" in float32 and "[float32_cnn.png](float32_cnn.png)" in float32
-    assert porting_md.PROOF["float32_lambda"] in float32
+    assert PROOF["float32_lambda"] in float32
     # study records stay out of the porting tables
     assert "seed 0" not in text[:text.index('### What "exact" means in float32')]

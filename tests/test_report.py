@@ -1,19 +1,22 @@
-"""Tests for reports.report on small synthetic records with numbers checkable by hand."""
+"""Tests for the reports floor (frames, tables, plots, parity, float32 study, index) on small synthetic
+records with numbers checkable by hand."""
 from __future__ import annotations
 
 import math
 import random
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from reports import float32_study, frames, index, tables
 from reports import parity as parity_report
-from reports import report
 from parity.onestep import TIE
 from parity.runner import CLOSE, CLOSE_STEP, EXACT_FLOAT64, OUTLIER, SLACK
+from core import columns
 from core.spec import OptimizerSpec, RunSpec
 
 T975_DF1 = math.tan(math.pi * 0.475)  # Student t, 97.5%, 1 degree of freedom (2 seeds)
@@ -109,7 +112,7 @@ def keys(records):
 
 
 def test_runs_frame_flattens_a_record():
-    df = report.runs_frame([record(optimizer=OptimizerSpec("sgd", lr=0.01, momentum=0.9), reg_sq=9.0,
+    df = frames.runs_frame([record(optimizer=OptimizerSpec("sgd", lr=0.01, momentum=0.9), reg_sq=9.0,
                                    test_accuracy=0.875, accuracy=0.5, seed=3)])
     row = df.iloc[0]
     assert row["optimizer"] == "momentum"
@@ -118,11 +121,11 @@ def test_runs_frame_flattens_a_record():
     assert row["norm:out/bias"] == 0.25
     norms = [c for c in df.columns if c.startswith("norm:")]
     assert norms == ["norm:hidden/kernel", "norm:hidden/bias", "norm:out/kernel", "norm:out/bias"]
-    assert list(df.columns[:12]) == report.ID_COLUMNS
+    assert list(df.columns[:12]) == frames.ID_COLUMNS
 
 
 def test_runs_frame_diverged_run_kept_with_nan_metrics():
-    df = report.runs_frame([record(), record(seed=1, status="diverged")])
+    df = frames.runs_frame([record(), record(seed=1, status="diverged")])
     assert len(df) == 2
     bad = df[df["status"] == "diverged"].iloc[0]
     assert math.isnan(bad["test_accuracy"]) and math.isnan(bad["regularized_norm"])
@@ -131,7 +134,7 @@ def test_runs_frame_diverged_run_kept_with_nan_metrics():
 
 
 def test_epochs_frame_one_row_per_epoch():
-    df = report.epochs_frame([record(epochs=3, reg_sq=9.0), record(seed=1, epochs=3)])
+    df = frames.epochs_frame([record(epochs=3, reg_sq=9.0), record(seed=1, epochs=3)])
     assert len(df) == 6
     first = df[df["seed"] == 0].sort_values("epoch")
     assert first["epoch"].tolist() == [1, 2, 3]
@@ -143,7 +146,7 @@ def test_epochs_frame_one_row_per_epoch():
 
 
 def test_article_table_mean_std_ci_over_seeds():
-    table = report.article_table(report.runs_frame(two_seed_article()))
+    table = tables.article_table(frames.runs_frame(two_seed_article()))
     row = table[(table["model"] == "mlp") & (table["l2"] == 0.01)].iloc[0]
     std = math.sqrt(0.005)  # ((0.05)² + (0.05)²) / 1
     assert row["keras_test_accuracy_mean"] == pytest.approx(0.85)
@@ -157,7 +160,7 @@ def test_article_table_mean_std_ci_over_seeds():
 
 
 def test_article_markdown_readable():
-    md = report.article_markdown(report.article_table(report.runs_frame(two_seed_article())))
+    md = tables.article_markdown(tables.article_table(frames.runs_frame(two_seed_article())))
     rows = cells(md)
     assert rows[0][:4] == ["model", "λ", "test acc (Keras l2)", "test acc (torch penalty)"]
     assert rows[2][:4] == ["mlp", "none", "0.850 ± 0.071", "0.650 ± 0.071"]
@@ -167,12 +170,12 @@ def test_article_markdown_readable():
 
 def test_diverged_run_is_counted_not_dropped():
     runs = two_seed_article() + [record(framework="torch", regularization="penalty", seed=2, status="diverged")]
-    table = report.article_table(report.runs_frame(runs))
+    table = tables.article_table(frames.runs_frame(runs))
     row = table[table["l2"] == 0.01].iloc[0]
     assert row["torch_diverged"] == 1 and row["keras_diverged"] == 0
     assert row["torch_test_accuracy_n"] == 2  # the NaN is not averaged in
     assert row["torch_test_accuracy_mean"] == pytest.approx(0.65)
-    rows = cells(report.article_markdown(table))
+    rows = cells(tables.article_markdown(table))
     assert rows[0][-2:] == ["n", "diverged (Keras / torch)"]
     assert rows[3][:2] == ["mlp", "0.01"] and rows[3][-2:] == ["2", "0 / 1"]
 
@@ -185,7 +188,7 @@ def test_recipes_pair_by_seed():
             record(framework="torch", regularization="coupled", optimizer=SGD, seed=1, test_accuracy=0.65, reg_sq=4.0),
             record(framework="torch", regularization="coupled", optimizer=SGD, seed=0, test_accuracy=0.85, reg_sq=1.0)]
     random.Random(0).shuffle(runs)
-    table = report.recipes_table(report.runs_frame(runs))
+    table = tables.recipes_table(frames.runs_frame(runs))
     torch = table[table["framework"] == "torch"].iloc[0]
     assert torch["delta_accuracy_mean"] == pytest.approx(-0.05)
     assert torch["delta_accuracy_std"] == pytest.approx(0.0, abs=1e-12)
@@ -199,12 +202,12 @@ def test_recipes_ci_over_paired_differences():
     runs = [record(seed=0, test_accuracy=0.9, reg_sq=4.0), record(seed=1, test_accuracy=0.8, reg_sq=4.0),
             record(framework="torch", regularization="naive_wd", seed=0, test_accuracy=0.9, reg_sq=1.0),
             record(framework="torch", regularization="naive_wd", seed=1, test_accuracy=0.7, reg_sq=9.0)]
-    row = report.recipes_table(report.runs_frame(runs)).iloc[1]
+    row = tables.recipes_table(frames.runs_frame(runs)).iloc[1]
     # Δ = 0.0, -0.1: mean -0.05, std √0.005; ratio = 0.5, 1.5: mean 1, std √0.5
     assert row["delta_accuracy_mean"] == pytest.approx(-0.05)
     assert row["delta_accuracy_ci95_low"] == pytest.approx(-0.05 - T975_DF1 * math.sqrt(0.005) / math.sqrt(2))
     assert row["norm_ratio_ci95_high"] == pytest.approx(1 + T975_DF1 * math.sqrt(0.5) / math.sqrt(2))
-    md = report.recipes_markdown(report.recipes_table(report.runs_frame(runs)))
+    md = tables.recipes_markdown(tables.recipes_table(frames.runs_frame(runs)))
     assert md.startswith("### mlp, adam")
     rows = cells(md)
     assert rows[2][:3] == ["Keras l2 (reference)", "0.850 ± 0.071", "2.000 ± 0.000"] and rows[2][3:5] == ["", ""]
@@ -214,18 +217,68 @@ def test_recipes_ci_over_paired_differences():
 def test_recipes_duplicate_keras_run_is_an_error():
     runs = [record(), record(), record(framework="torch", regularization="penalty")]
     with pytest.raises(pd.errors.MergeError):
-        report.recipes_table(report.runs_frame(runs))
+        tables.recipes_table(frames.runs_frame(runs))
 
 
 def test_sweep_table_per_lambda_and_framework():
     runs = [record(l2=l2, seed=s, test_accuracy=0.5 + s / 10 + l2) for l2 in (0.0, 0.1) for s in (0, 1)]
     runs += [record(framework="torch", regularization="penalty", l2=0.1, seed=s) for s in (0, 1)]
-    table = report.sweep_table(report.runs_frame(runs))
+    table = tables.sweep_table(frames.runs_frame(runs))
     assert table[["l2", "framework"]].values.tolist() == [[0.0, "keras"], [0.1, "keras"], [0.1, "torch"]]
     assert table.iloc[1]["test_accuracy_mean"] == pytest.approx(0.65)
-    rows = cells(report.sweep_markdown(table))
+    rows = cells(tables.sweep_markdown(table))
     assert rows[2] == ["mlp", "none", "0.550 ± 0.071", "—", "2.000 ± 0.000", "—", "2 / 0"]
     assert rows[3][:4] == ["mlp", "0.1", "0.650 ± 0.071", "0.900 ± 0.000"]
+
+
+@contextmanager
+def keras_copy_column():
+    """A second Keras column, registered for the test only: the tables must pick it up from the registry."""
+    column = columns.register(columns.Column("keras_copy", "keras", "tensorflow", "keras_impl.worker", "Keras copy"))
+    try:
+        yield column
+    finally:
+        columns.unregister(column.name)
+
+
+def test_a_registered_column_with_records_gets_a_side_in_every_run_table(tmp_path):
+    with keras_copy_column():
+        copy = [record(framework="keras_copy", l2=l2, seed=s, test_accuracy=0.5) for l2 in (0.01, 0.0) for s in (0, 1)]
+        runs = two_seed_article() + copy
+        df = frames.runs_frame(runs)
+        article = tables.article_table(df)
+        assert article.loc[article["l2"] == 0.01, "keras_copy_test_accuracy_mean"].item() == pytest.approx(0.5)
+        rows = cells(tables.article_markdown(article))
+        assert rows[0][:5] == ["model", "λ", "test acc (Keras l2)", "test acc (torch penalty)",
+                               "test acc (Keras copy l2)"]  # registry order
+        assert rows[2][:5] == ["mlp", "none", "0.850 ± 0.071", "0.650 ± 0.071", "0.500 ± 0.000"]
+        assert ["mlp", "0.01", "hidden/kernel", "2.500 ± 0.707", "1.000 ± 0.000", "2.000 ± 0.000"] in rows
+        sweep = tables.sweep_table(df)
+        assert sweep["framework"].tolist() == ["keras", "torch", "keras_copy"] * 2
+        assert "test acc (Keras copy l2)" in cells(tables.sweep_markdown(sweep))[0]
+        compare = cells(tables.compare_table(df))
+        assert ["keras_copy", "l2", "0.500 ± 0.000"] == compare[-1][:3]
+        index.write_reports(tmp_path, runs, [], {"article": keys(runs), "sweep": keys(runs)})
+        assert "Keras copy l2" in (tmp_path / "article.md").read_text()
+        assert "Keras copy l2" in (tmp_path / "sweep.md").read_text()
+        assert "Keras copy l2" in index.headline(tmp_path)  # read back from article.csv
+
+
+def test_a_registered_column_without_records_changes_no_table():
+    df = frames.runs_frame(two_seed_article())
+    before = [tables.article_markdown(tables.article_table(df)), tables.sweep_markdown(tables.sweep_table(df)),
+              tables.compare_table(df)]
+    with keras_copy_column():
+        after = [tables.article_markdown(tables.article_table(df)), tables.sweep_markdown(tables.sweep_table(df)),
+                 tables.compare_table(df)]
+    assert after == before
+
+
+def test_only_sides_with_records_appear():
+    runs = [record(seed=s) for s in (0, 1)]  # Keras l2 only
+    rows = cells(tables.article_markdown(tables.article_table(frames.runs_frame(runs))))
+    assert rows[0][:3] == ["model", "λ", "test acc (Keras l2)"]
+    assert not any("torch" in c for c in rows[0])
 
 
 def test_parity_pivot_places_cells():
@@ -304,7 +357,7 @@ def test_float32_study_table_per_dataset_model_optimizer():
                      outliers={"4": "floor"}, verdict="close")
     records += study(model="mlp", optimizer="sgd", dataset="digits", seeds=(0,))
     records += [new_record("l2 / sgd", "penalty")]  # grid: not part of the study
-    table = parity_report.float32_table(records)
+    table = float32_study.float32_table(records)
     assert table[["dataset", "model", "optimizer"]].values.tolist() == [["article", "cnn", "momentum"],
                                                                         ["digits", "mlp", "sgd"]]
     cnn = table.iloc[0]
@@ -316,36 +369,36 @@ def test_float32_study_table_per_dataset_model_optimizer():
     assert cnn["tie_fraction"] == pytest.approx(2 / 12)
     assert (cnn["outliers_tie"], cnn["outliers_floor"], cnn["outliers_unexplained"]) == (2, 1, 0)
     assert (cnn["exact"], cnn["close"], cnn["wrong"]) == (2, 1, 0)
-    assert parity_report.OLD_BOUND == 1e-5
-    md = parity_report.float32_markdown(table, records)
+    assert float32_study.OLD_BOUND == 1e-5
+    md = float32_study.float32_markdown(table, records)
     row = next(r for r in cells(md) if r[:3] == ["article", "cnn", "momentum"])
     assert row[3:8] == ["3", "1/3", "1.5e-07 / 1.5e-07", "5.0e-07", "2.5e-07"]
     assert row[8:11] == ["17%", "2 / 1 / 0", "2 / 1 / 0"]
     assert "over 4 cases" in md and "partial run of the study's 90" in md
     assert "float32_cnn.png" in md
-    s = parity_report.float32_summary(records)
+    s = float32_study.float32_summary(records)
     assert s["under_old_bound"] == 1 and s["exact"] == 3 and s["cases"] == 4  # the mlp case drifts to 3e-5
-    assert parity_report.float32_summary([new_record("l2 / sgd", "penalty")]) is None
+    assert float32_study.float32_summary([new_record("l2 / sgd", "penalty")]) is None
 
 
 def test_float32_study_extent_names_a_full_cross_product():
     records = [r for d in ("article", "digits") for m in ("mlp", "cnn")
                for r in study(model=m, dataset=d, seeds=(0, 1, 2))]
-    assert parity_report.float32_summary(records)["extent"].startswith("3 seeds × 2 data sets × 2 models × 1 optimizers")
+    assert float32_study.float32_summary(records)["extent"].startswith("3 seeds × 2 data sets × 2 models × 1 optimizers")
 
 
 def test_float32_plot_picks_the_cnn_momentum_article_case_with_the_lowest_seed(tmp_path):
     records = [new_record("a (cnn)", "no_flatten_permutation", extra=True, model="cnn"),
                *study(model="cnn", optimizer="adam", seeds=(0,)), *study(seeds=(3, 1))]
-    assert parity_report._float32_case(records)["case"]["seed"] == 1
-    assert parity_report._float32_case(records)["case"]["optimizer"] == MOMENTUM
-    fallback = parity_report._float32_case(records[:2])  # no cnn/momentum/article: any study cnn case, never a mistake
+    assert float32_study._float32_case(records)["case"]["seed"] == 1
+    assert float32_study._float32_case(records)["case"]["optimizer"] == MOMENTUM
+    fallback = float32_study._float32_case(records[:2])  # no cnn/momentum/article: any study cnn case, never a mistake
     assert fallback["study"] and fallback["case"]["optimizer"]["name"] == "adam"
-    assert parity_report._float32_case(records[:1]) is None
+    assert float32_study._float32_case(records[:1]) is None
     path = tmp_path / "f.png"
-    assert parity_report.plot_float32_case(records, path)
+    assert float32_study.plot_float32_case(records, path)
     assert path.read_bytes()[:4] == b"\x89PNG"
-    assert not parity_report.plot_float32_case([new_record("l2 / sgd", "penalty")], tmp_path / "g.png")
+    assert not float32_study.plot_float32_case([new_record("l2 / sgd", "penalty")], tmp_path / "g.png")
 
 
 # ---------------------------------------------------------------- files
@@ -361,7 +414,7 @@ def test_write_reports_writes_and_indexes_everything(tmp_path):
     runs = article + recipes
     experiments = {"article": keys(article), "sweep": keys(article), "recipes": keys(recipes)}
     parity += study(seeds=(0, 1)) + study(model="mlp", optimizer="sgd", dataset="digits", seeds=(0,))
-    paths = report.write_reports(tmp_path, runs, parity, experiments)
+    paths = index.write_reports(tmp_path, runs, parity, experiments)
     names = {p.name for p in paths}
     expected = {f"{t}.{e}" for t in ("article", "recipes", "sweep", "parity", "float32") for e in ("csv", "md")}
     expected |= {"norm_vs_epoch.png", "sweep.png", "recipes.png", "float32_cnn.png", "README.md", "PORTING.md"}
@@ -394,21 +447,21 @@ def test_write_reports_writes_and_indexes_everything(tmp_path):
 
 def test_write_reports_skips_empty_parts(tmp_path):
     runs = two_seed_article()
-    paths = report.write_reports(tmp_path, runs, [], {"article": keys(runs)})
+    paths = index.write_reports(tmp_path, runs, [], {"article": keys(runs)})
     assert {p.name for p in paths} == {"article.csv", "article.md", "norm_vs_epoch.png", "README.md"}
 
 
 def test_headline_reads_back_mlp_rows(tmp_path):
     runs = two_seed_article() + [record(model="cnn", seed=s, test_accuracy=0.5) for s in (0, 1)]
-    report.write_reports(tmp_path / "results", runs, [], {"article": keys(runs)})
-    text = report.headline(tmp_path / "results")
+    index.write_reports(tmp_path / "results", runs, [], {"article": keys(runs)})
+    text = index.headline(tmp_path / "results")
     assert "0.850 ± 0.071" in text and "cnn" not in text
     assert "(results/norm_vs_epoch.png)" in text
 
 
 def test_no_framework_imported():
     # in a fresh interpreter: other test modules in the same pytest run may import frameworks
-    code = ("import sys, reports.report; "
+    code = ("import sys, reports.index, reports.bench; "
             "print(sorted({'torch', 'keras', 'tensorflow', 'jax'} & {m.split('.')[0] for m in sys.modules}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
