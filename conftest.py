@@ -1,17 +1,15 @@
 """Test configuration shared by tests/ and comparisons/.
 
-Quiet TensorFlow, the same fixed thread count in both frameworks, one seeding
-helper per framework. The environment is set before any framework is imported.
+The same fixed thread count in both frameworks, one seeding helper per framework. The
+environment is set before any framework is imported, through the function every process
+that runs a framework uses (``core.environment.configure``).
 """
 import os
 
+from core import environment
+
 THREADS = int(os.environ.get("L2COMPARE_THREADS", "1"))
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-# Assigned, not defaulted: a shell's OMP_NUM_THREADS must not disagree with L2COMPARE_THREADS.
-for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ[var] = str(THREADS)
+environment.configure(THREADS)
 
 import pytest  # noqa: E402
 
