@@ -1,4 +1,7 @@
-"""Tests for core.data. No network: `_download` is always monkeypatched."""
+"""Tests for core.data, core.dataset and core.data_files.
+
+No network: `core.data_files._download` (the one `_cached` calls) is always monkeypatched.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data
+from core import data, data_files, dataset
 from core.data import Dataset, DatasetError
 
 
@@ -22,7 +25,7 @@ def keras_home(tmp_path, monkeypatch):
     def no_network(url, dest):
         raise AssertionError(f"unexpected download of {url}")
 
-    monkeypatch.setattr(data, "_download", no_network)
+    monkeypatch.setattr(data_files, "_download", no_network)
     return tmp_path / "keras" / "datasets"
 
 
@@ -151,7 +154,7 @@ def test_mnist_loads_from_keras_cache(keras_home):
 def test_keras_cache_dir_defaults_to_home(monkeypatch, tmp_path):
     monkeypatch.delenv("KERAS_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert data.keras_cache_dir() == tmp_path / ".keras" / "datasets"
+    assert data_files.keras_cache_dir() == tmp_path / ".keras" / "datasets"
 
 
 # ------------------------------------------------------------------ fashion_mnist
@@ -192,7 +195,7 @@ def test_fashion_mnist_parses_gzipped_idx(keras_home):
 def test_parse_idx_reads_big_endian_wider_types():
     values = np.array([[1, -2, 70000], [0, 5, -1]], dtype=np.int32)
     buf = struct.pack(">HBB", 0, 0x0C, 2) + struct.pack(">2I", 2, 3) + values.astype(">i4").tobytes()
-    out = data.parse_idx(buf)
+    out = data_files.parse_idx(buf)
     np.testing.assert_array_equal(out, values)
     assert out.dtype == np.int32 and out.dtype.isnative
 
@@ -208,12 +211,12 @@ def test_parse_idx_reads_big_endian_wider_types():
 )
 def test_parse_idx_rejects_bad_files(buf, problem):
     with pytest.raises(ValueError, match=problem):
-        data.parse_idx(buf)
+        data_files.parse_idx(buf)
 
 
 def test_corrupt_cached_idx_names_file(keras_home):
     folder = keras_home / "fashion-mnist"
-    for fname in data.FASHION_FILES:
+    for fname in data_files.FASHION_FILES:
         write_idx_gz(folder / fname, np.zeros((1,), dtype=np.uint8))
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
     with pytest.raises(DatasetError, match=r"fashion_mnist: cannot read .*train-labels-idx1-ubyte\.gz"):
@@ -224,20 +227,29 @@ def test_corrupt_cached_idx_names_file(keras_home):
 
 
 @pytest.mark.parametrize("name, url", [
-    ("mnist", data.MNIST_URL),
-    ("fashion_mnist", data.FASHION_URL + "train-labels-idx1-ubyte.gz"),
+    ("mnist", data_files.MNIST_URL),
+    ("fashion_mnist", data_files.FASHION_URL + "train-labels-idx1-ubyte.gz"),
 ])
 def test_offline_without_cache_raises_dataset_error(keras_home, monkeypatch, name, url):
     def offline(url, dest):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "_download", offline)
+    monkeypatch.setattr(data_files, "_download", offline)
     with pytest.raises(DatasetError) as info:
         data.load(name)
     message = str(info.value)
     assert message.startswith(f"{name}: not cached at {keras_home}")
     assert url in message and "digits" in message and "npz:PATH" in message
     assert "\n" not in message
+
+
+def test_no_network_patch_reaches_the_loaders(keras_home):
+    # The fixture's patch must hit the `_download` the loaders really call:
+    # with an empty cache, loading reaches it and fails with its message.
+    for name in ("mnist", "fashion_mnist"):
+        with pytest.raises(DatasetError, match="unexpected download"):
+            data.load(name)
+    assert not hasattr(data, "_download")  # no second copy a patch could miss
 
 
 def test_missing_cache_is_downloaded_to_keras_path(keras_home, monkeypatch):
@@ -250,9 +262,9 @@ def test_missing_cache_is_downloaded_to_keras_path(keras_home, monkeypatch):
                  y_train=np.array([1, 2]), x_test=np.zeros((1, 784), np.uint8), y_test=np.array([3]))
         dest.with_suffix(".tmp.npz").rename(dest)
 
-    monkeypatch.setattr(data, "_download", fake_download)
+    monkeypatch.setattr(data_files, "_download", fake_download)
     ds = data.load("mnist")
-    assert calls == [(data.MNIST_URL, keras_home / "mnist.npz")]
+    assert calls == [(data_files.MNIST_URL, keras_home / "mnist.npz")]
     assert_common_format(ds, 2, 1)
     data.load("mnist")  # now cached: no second download
     assert len(calls) == 1
@@ -263,13 +275,13 @@ def test_download_is_atomic(tmp_path):
     src = tmp_path / "src.bin"
     src.write_bytes(b"\x01\x02" * 1000)
     dest = tmp_path / "cache" / "sub" / "file.bin"
-    data._download(src.as_uri(), dest)
+    data_files._download(src.as_uri(), dest)
     assert dest.read_bytes() == src.read_bytes()
     assert sorted(p.name for p in dest.parent.iterdir()) == ["file.bin"]
 
     dest2 = tmp_path / "cache" / "sub" / "missing.bin"
     with pytest.raises(OSError):
-        data._download((tmp_path / "nope").as_uri(), dest2)
+        data_files._download((tmp_path / "nope").as_uri(), dest2)
     assert sorted(p.name for p in dest.parent.iterdir()) == ["file.bin"]  # no partial file left
 
 
@@ -347,6 +359,23 @@ def test_npz_not_an_archive(tmp_path):
     np.save(single, np.zeros(3))
     with pytest.raises(DatasetError, match="not an .npz archive"):
         data.load(f"npz:{single}")
+
+
+# ------------------------------------------------------------------ re-exports
+
+
+def test_core_data_reexports_the_public_names():
+    # What l2compare.cli, core.training and users import must stay importable from core.data.
+    from core.data import (DATASETS, IMAGE_SHAPE, NUM_CLASSES, Dataset, DatasetError,
+                           keras_cache_dir, load, validate_name)
+
+    assert DATASETS == data.DATASETS and load is data.load and validate_name is data.validate_name
+    assert Dataset is dataset.Dataset and DatasetError is dataset.DatasetError
+    assert (NUM_CLASSES, IMAGE_SHAPE) == (dataset.NUM_CLASSES, dataset.IMAGE_SHAPE)
+    assert keras_cache_dir is data_files.keras_cache_dir
+    assert sorted(data.__all__) == sorted(
+        ["DATASETS", "Dataset", "DatasetError", "NUM_CLASSES", "IMAGE_SHAPE",
+         "keras_cache_dir", "load", "validate_name"])
 
 
 # ------------------------------------------------------------------ names
