@@ -180,18 +180,26 @@ def torch_steps(case, traj, x, y, dtype: str) -> list[dict]:
     return out
 
 
-def margins(case, traj, x) -> np.ndarray:
-    """(steps,) the smallest relative float64 decision margin of each step's forward pass."""
+@functools.lru_cache(maxsize=8)
+def margins(keras_case) -> np.ndarray:
+    """(steps,) the smallest relative float64 decision margin of each step's forward pass, from
+    Keras's weights before the step. Every torch recipe compared against the same Keras
+    trajectory shares them (cached per Keras side; read-only for callers)."""
     import torch
 
     import torch_impl
     from torch_impl import train
     from torch_impl.weights import import_weights
 
-    model = torch_impl.build_model(case.model, l2=0.0, dtype=torch.float64)
-    xs = train.as_inputs(x, case.model, "float64")
+    from parity.cases import parity_data
+    from parity.sides import keras_trajectory
+
+    traj = keras_trajectory(keras_case)
+    x, _ = parity_data(keras_case.n_samples, keras_case.dataset)
+    model = torch_impl.build_model(keras_case.model, l2=0.0, dtype=torch.float64)
+    xs = train.as_inputs(x, keras_case.model, "float64")
     out = []
-    for t, idx in enumerate(_batches(traj, case.batch_size)):
+    for t, idx in enumerate(_batches(traj, keras_case.batch_size)):
         import_weights(model, _before(traj, t)[0])
         out.append(decision_margin(model, xs[torch.as_tensor(idx)]))
     return np.array(out)
@@ -211,7 +219,7 @@ def run(case, traj, x, y) -> OneStep:
     rows = [(_relative(t32, k32, k32, tensors), _relative(t32, t64, k32, tensors), _relative(k32, k64, k32, tensors),
              _relative(t64, k64, k32, tensors)) for k32, k64, t32, t64 in zip(keras32, keras64, torch32, torch64)]
     cross, torch_floor, keras_floor, cross64 = (np.array(col) for col in zip(*rows))
-    return OneStep(tensors, cross, torch_floor, keras_floor, cross64, margins(case, traj, x))
+    return OneStep(tensors, cross, torch_floor, keras_floor, cross64, margins(keras_side(case)))
 
 
 def decision_margin(model, x) -> float:
@@ -237,9 +245,9 @@ def decision_margin(model, x) -> float:
                              module.dilation, module.groups)
         last_scale[0] = scale
         if module is not final:
-            ok = scale > 0  # all-zero terms: computed exactly, no rounding to tie
-            if ok.any():
-                found.append(float((output.abs()[ok] / scale[ok]).min()))
+            # All-zero terms are computed exactly: no rounding to tie (0/0 and x/0 count as no margin limit).
+            ratio = torch.where(scale > 0, output.abs() / scale, torch.inf)
+            found.append(float(ratio.min()))
 
     def pool_hook(module, inputs, output):
         (r,) = inputs  # post-ReLU (N, C, H, W); windows of 2×2, stride 2, floor
