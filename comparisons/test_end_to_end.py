@@ -46,6 +46,9 @@ def test_killed_run_resumes_without_duplicates_and_reports(tmp_path):
         assert (out / name).stat().st_size > 0, name
     records = RunStore(runs).records()
     assert {r["framework"] for r in records} == {"keras", "torch"}
+    timings = RunStore(out / "timings.jsonl").records()  # the killed run timed nothing
+    assert [(t["experiment"], t["ran"], t["reused"]) for t in timings] == [
+        ("article", 12 - len(done_before), len(done_before)), ("total of article", 12 - len(done_before), len(done_before))]
     assert all(r["status"] == "ok" and len(r["history"]) == 1 for r in records)
 
 

@@ -1,4 +1,5 @@
-"""The experiments behind ``make results``: lists of run specs (and parity cases), by name.
+"""The experiments behind ``make results``: lists of run specs (and parity cases), by name,
+and ``plan``, which turns any of them into the jobs of one schedule (``engine.workers``).
 
 All native-mode runs use the embedded ``digits`` data unless told otherwise, and
 several seeds, so that every table reports mean ± std with a 95% interval.
@@ -6,14 +7,21 @@ several seeds, so that every table reports mean ± std with a 95% interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
+from core.names import PORTS
 from core.spec import OptimizerSpec, RunSpec
+from engine import workers
+from engine.store import RunStore
+from parity import grid
+from parity.cases import keras_side
+
+RUNS, PARITY = "runs.jsonl", "parity.jsonl"  # the stores under a results folder
 
 DEFAULT_SEEDS = (0, 1, 2)
 ARTICLE_LAMBDA = 0.01
 SWEEP_LAMBDAS = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
-RECIPES = ("penalty", "coupled", "decoupled", "naive_wd", "naive_adamw")
 # SGD at Keras's default lr on both sides: torch's default (1e-3) would compare learning
 # rates, not regularizers. Adam's defaults agree on lr; ε stays each framework's own.
 OPTIMIZERS = {"sgd": OptimizerSpec("sgd", lr=0.01), "adam": OptimizerSpec("adam")}
@@ -45,7 +53,7 @@ def recipes(s: Settings) -> list[RunSpec]:
     for model in ("mlp", "cnn"):
         for opt in OPTIMIZERS.values():
             for seed in s.seeds:
-                for recipe in RECIPES:
+                for recipe in PORTS:
                     specs += _pair(model, ARTICLE_LAMBDA, opt, recipe, s, seed)
     return specs
 
@@ -62,4 +70,72 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[Settings], list[RunSpec]]]] = {
     "recipes": ("every torch recipe against Keras l2, SGD and Adam, mlp and cnn", recipes),
     "sweep": ("λ from 0 to 0.1, mlp and cnn, both frameworks", sweep),
 }
-ALL = ("article", "recipes", "sweep", "parity")
+PARITY_NAME = "parity"
+ALL = ("article", "recipes", "sweep", PARITY_NAME)
+
+
+# Seconds of one parity cell, by (model, dtype): float32 adds the one-step comparison and a
+# second torch run (the envelope), and costs a cnn most (its float64 decision margins).
+# A job also pays once for the Keras trajectory its cells share. Measured like
+# ``workers.EPOCH_S``; only the order of the jobs depends on them.
+PARITY_CELL_S = {("cnn", "float32"): 5.5, ("cnn", "float64"): 1.5, ("mlp", "float32"): 0.65, ("mlp", "float64"): 0.1}
+KERAS_TRAJECTORY_S = {"cnn": 0.8, "mlp": 0.4}
+
+
+def _run_cells(cells: list[grid.Cell]) -> list[dict]:
+    """In a worker process (it imports both frameworks): the records of cells sharing a Keras run."""
+    return [grid.run_cell(cell) for cell in cells]
+
+
+def plan_parity(store: RunStore, *, force: bool = False, on_done=None) -> tuple[workers.Outcome, list[workers.Job]]:
+    """The parity cells' outcome and the jobs that run the cells not stored yet: one job per
+    Keras trajectory, so that the cells comparing against it reuse it (``parity.runner``)."""
+    cells = grid.all_cells()
+    stored, todo = store.resume([c.key for c in cells], force=force)
+    outcome = workers.Outcome(keys=[c.key for c in cells], stored=stored, reused=len(cells) - len(todo))
+    groups: dict = {}
+    left = set(todo)
+    for cell in cells:
+        if cell.key in left:
+            left.discard(cell.key)
+            groups.setdefault(keras_side(cell.case), []).append(cell)
+    return outcome, [_parity_job(group, store, outcome, on_done) for group in groups.values()]
+
+
+def _parity_job(cells: list[grid.Cell], store: RunStore, outcome: workers.Outcome, on_done) -> workers.Job:
+    def kind(cell: grid.Cell) -> str:
+        return "cnn" if cell.case.model == "cnn" else "mlp"
+
+    def label(cell: grid.Cell) -> str:
+        return f"parity {cell.row} | {cell.column} | {cell.dtype}"
+
+    def done(records: list[dict], seconds: float) -> None:
+        outcome.seconds += seconds
+        for cell, record in zip(cells, records):
+            store.append(record)
+            outcome.stored[record["key"]] = record
+            outcome.ran += 1
+            if on_done:
+                on_done(label(cell), record)
+
+    def failed(message: str) -> None:
+        for cell in cells:
+            outcome.errors.append((label(cell), message))
+            if on_done:
+                on_done(label(cell), None)
+
+    cost = KERAS_TRAJECTORY_S[kind(cells[0])] + sum(PARITY_CELL_S[(kind(c), c.dtype)] for c in cells)
+    return workers.Job(("keras", "torch"), cost, _run_cells, (cells,), done, failed, label(cells[0]))
+
+
+def plan(names: list[str], settings: Settings, out: Path, *, force: bool = False,
+         on_done=None) -> tuple[dict[str, workers.Outcome], list[workers.Job]]:
+    """An outcome per name in ``names`` (``parity``: the parity table) and the jobs, for one
+    schedule (``workers.schedule``), that run what ``out``'s stores lack (all of it with
+    ``force``). A run two experiments share runs once, for the first that names it."""
+    planned = {name: EXPERIMENTS[name][1](settings) for name in names if name in EXPERIMENTS}
+    outcomes, jobs = workers.plan_runs(planned, RunStore(out / RUNS), force=force, on_done=on_done)
+    if PARITY_NAME in names:
+        outcomes[PARITY_NAME], more = plan_parity(RunStore(out / PARITY), force=force, on_done=on_done)
+        jobs += more
+    return outcomes, jobs

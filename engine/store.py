@@ -2,7 +2,8 @@
 
 Each record has a string field ``"key"`` (the hash of its run spec, computed by
 the caller), so a sweep can be interrupted at any point and resumed: the keys
-already stored are skipped (:func:`pending`), and each run is recorded once.
+already stored are skipped (:meth:`RunStore.resume`, the one way an experiment
+learns what is left to run), and each run is recorded once.
 
 Crash safety, the reason for the details below:
 
@@ -29,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RunStore", "pending"]
+__all__ = ["RunStore"]
 
 
 @dataclass
@@ -70,15 +71,21 @@ class RunStore:
     def keys(self) -> set[str]:
         return {record["key"] for record in self._read().records}
 
-    def __contains__(self, key: object) -> bool:
-        return key in self.keys()
+    def resume(self, keys: Iterable[str], *, force: bool = False) -> tuple[dict[str, dict], list[str]]:
+        """What a run of `keys` starts from, from one read of the file: the records already
+        stored under those keys (by key), and the keys left to run (given order, each once).
 
-    def get(self, key: str) -> dict | None:
-        """The (first) record stored under `key`, or None."""
-        for record in self._read().records:
-            if record["key"] == key:
-                return record
-        return None
+        With `force`, those keys' records are dropped from the file first (one atomic rewrite)
+        and all of them are left to run: the single place where ``--force`` forgets runs.
+        """
+        wanted = list(dict.fromkeys(keys))
+        stored = {record["key"]: record for record in self.records()}
+        if force:
+            drop = set(wanted)
+            if stored.keys() & drop:
+                self.replace(r for key, r in stored.items() if key not in drop)
+            return {}, wanted
+        return {k: stored[k] for k in wanted if k in stored}, [k for k in wanted if k not in stored]
 
     def _read(self) -> _Parsed:
         """Scan the file under a shared lock (no append can be half visible)."""
@@ -174,17 +181,6 @@ class RunStore:
             return
         with self._locked(os.O_RDONLY, fcntl.LOCK_EX):
             yield
-
-
-def pending(keys: Iterable[str], store: RunStore) -> list[str]:
-    """The keys not yet in `store`, in the given order, each once."""
-    done = set(store.keys())
-    todo: list[str] = []
-    for key in keys:
-        if key not in done:
-            done.add(key)  # also drops later duplicates
-            todo.append(key)
-    return todo
 
 
 # ---------------------------------------------------------------------- helpers

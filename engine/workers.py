@@ -1,122 +1,251 @@
-"""Execute run specs: one worker process per framework, results appended as they finish.
+"""Execute work in worker processes, longest job first; each run is stored as soon as it finishes.
 
-The parent never imports a framework: Keras picks its backend at import time, and
-each framework's thread pools must not disturb the other's timings. Every worker
-gets the same fixed thread count. Each finished run is appended to the store at
-once (atomically), so an interrupted experiment resumes where it stopped.
+The parent never imports a framework: Keras picks its backend at import time, and a
+framework's thread pools must be fixed before its first op. A worker process serves the
+framework columns (``core.columns``) its jobs need: ``core.environment.configure`` sets its
+environment (the only place), then each column's ``Run.set_threads`` fixes its pools, so
+every worker gets the same fixed thread count. Columns whose environments disagree (two
+Keras backends, say) never share a process.
 
-Parity-mode torch runs start from Keras's initial weights: the Keras worker
-exports them (canonical NumPy dict) and the torch worker imports them.
+One scheduler (``schedule``) keeps every worker busy until the last job: whenever a worker
+is free it takes the longest job left (by estimate), so the jobs that start last are the
+short ones. A worker runs one job at a time, so the timings a record carries are those of
+a framework alone on its core.
+
+Each finished run is appended to the store at once (atomically), so an interrupted run
+resumes where it stopped. Parity-mode runs of a torch column start from the ``keras``
+column's initial weights: a first job exports them (canonical NumPy dict), a second trains.
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
-import importlib
 import multiprocessing
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from core import columns, environment
 from core.records import finish
 from core.spec import RunSpec
 from engine.store import RunStore
 
-# framework name -> module implementing versions(), device(), machine(), initial_weights(spec), run(spec, initial).
-# Another column (Keras on the JAX backend, say) is one more entry here.
-WORKERS = {"keras": "keras_impl.worker", "torch": "torch_impl.worker"}
+# Seconds per epoch on the embedded digits data, one thread, by (framework, model), and per
+# run on top (build, compile, tracing): measured on this project's 2-core x86 machine. Only
+# the order of the jobs depends on them, and a slower machine scales them all alike.
+EPOCH_S = {("keras", "cnn"): 0.53, ("keras", "mlp"): 0.12, ("keras", "mlp_bias"): 0.12,
+           ("torch", "cnn"): 0.31, ("torch", "mlp"): 0.055, ("torch", "mlp_bias"): 0.055}
+RUN_S = {"keras": 0.3, "torch": 0.05}
+
+_RUNS: dict[str, object] = {}  # in a worker process: column name -> that column's Run
 
 
-def worker_environment(threads: int) -> None:
-    """Runs first in every worker process (harness, parity, bench), before a framework is imported:
-    the same fixed thread count for every math library, and quiet TensorFlow logs."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+def _init_worker(served: tuple[columns.Column, ...], threads: int) -> None:
+    """Environment first, for every column served, then each framework imported and its thread
+    pools fixed before its first op."""
+    for column in served:
+        if column.name not in columns.names():  # a column registered by the caller, not at import
+            columns.register(column)
+        environment.configure(threads, column.env)
+    for column in served:
+        _RUNS[column.name] = column.run()
+        _RUNS[column.name].set_threads(threads)
+    # When the pool shuts down, every result has gone back through the result queue (flushed
+    # before atexit runs): skip the frameworks' own teardown, seconds of it after a long run.
+    atexit.register(os._exit, 0)
 
 
-def _init_worker(framework: str, threads: int) -> None:
-    """Environment, then the framework's own thread pools fixed before its first op."""
-    worker_environment(threads)
-    importlib.import_module(WORKERS[framework].split(".")[0] + ".seeding").set_threads(threads)
+def _call(column: str, method: str, *args):
+    return getattr(_RUNS[column], method)(*args)
 
 
-def _call(framework: str, function: str, *args):
-    return getattr(importlib.import_module(WORKERS[framework]), function)(*args)
+def _timed(function: Callable, args: tuple):
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
+@dataclass
+class Job:
+    """One unit of work for a worker process: ``function(*args)`` there, ``done(result, seconds)``
+    here (which may return the job that follows from it), ``failed(message)`` if it raised."""
+
+    columns: tuple[str, ...]  # the columns its process must serve
+    cost: float  # estimated seconds; the scheduler starts the longest first
+    function: Callable  # module-level, so that it pickles by name
+    args: tuple
+    done: Callable[[object, float], "Job | None"]
+    failed: Callable[[str], None]
+    label: str = ""
+    later: tuple[str, ...] = ()  # the columns of the jobs it leads to (so processes are set up for them)
 
 
 @dataclass
 class Outcome:
-    """What an experiment did: the records now stored for its specs, and what failed."""
+    """What one experiment did: the records now stored for its runs, and what failed."""
 
-    records: list[dict] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # its runs, in order, each once
+    stored: dict[str, dict] = field(default_factory=dict)  # key -> record (shared by one plan)
     ran: int = 0
     reused: int = 0
-    errors: list[tuple[RunSpec, str]] = field(default_factory=list)
-    interrupted: bool = False
+    seconds: float = 0.0  # worker time of the jobs it ran
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (what failed, why)
+
+    @property
+    def records(self) -> list[dict]:
+        return [self.stored[k] for k in self.keys if k in self.stored]
 
 
 def unique(specs: Iterable[RunSpec]) -> list[RunSpec]:
-    seen, out = set(), []
-    for spec in specs:
-        if spec.key not in seen:
-            seen.add(spec.key)
-            out.append(spec)
-    return out
+    return list({spec.key: spec for spec in specs}.values())  # equal keys: equal specs
 
 
-def execute(specs: Iterable[RunSpec], store: RunStore, *, threads: int = 1, force: bool = False,
-            on_done: Callable[[RunSpec, dict | None], None] | None = None) -> Outcome:
-    """Run every spec not yet in ``store`` (all of them with ``force``); return all their records."""
-    specs = unique(specs)
-    if force:
-        keys = {s.key for s in specs}
-        store.replace([r for r in store.records() if r["key"] not in keys])
-    todo = [s for s in specs if s.key not in store]
-    outcome = Outcome(reused=len(specs) - len(todo))
-    if todo:
-        _run_pools(todo, store, threads, outcome, on_done)
-    outcome.records = [r for r in (store.get(s.key) for s in specs) if r is not None]
-    return outcome
+def estimate(spec: RunSpec) -> float:
+    framework = columns.get(spec.framework).framework
+    return RUN_S[framework] + EPOCH_S.get((framework, spec.model), EPOCH_S[(framework, "cnn")]) * spec.epochs
 
 
-def _run_pools(todo: list[RunSpec], store: RunStore, threads: int, outcome: Outcome, on_done) -> None:
-    context = multiprocessing.get_context("spawn")
-    needed = {s.framework for s in todo} | {"keras" for s in todo if s.mode == "parity"}
-    pools = {fw: cf.ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_init_worker,
-                                        initargs=(fw, threads)) for fw in sorted(needed)}
-    pending: dict[cf.Future, tuple[str, RunSpec]] = {}
-    try:
-        for spec in todo:
-            if spec.framework == "torch" and spec.mode == "parity":
-                keras_spec = spec.replace(framework="keras", regularization="l2")
-                future = pools["keras"].submit(_call, "keras", "initial_weights", keras_spec.to_dict())
-                pending[future] = ("weights", spec)
+def plan_runs(groups: dict[str, Iterable[RunSpec]], store: RunStore, *, force: bool = False,
+              on_done: Callable[[str, dict | None], None] | None = None) -> tuple[dict[str, Outcome], list[Job]]:
+    """An outcome per group of specs (an experiment) and the jobs that run what is not stored yet.
+
+    The store is read once for all groups (``--force`` applied there); a run listed by several
+    groups runs once, counted for the first group that lists it and reused by the others.
+    """
+    groups = {name: unique(specs) for name, specs in groups.items()}
+    by_key = {spec.key: spec for specs in groups.values() for spec in specs}
+    stored, todo = store.resume(by_key, force=force)
+    left, jobs, outcomes = set(todo), [], {}
+    for name, specs in groups.items():
+        outcome = outcomes[name] = Outcome(keys=[s.key for s in specs], stored=stored)
+        for spec in specs:
+            if spec.key in left:
+                left.discard(spec.key)
+                jobs.append(_run_job(spec, store, outcome, on_done))
             else:
-                pending[pools[spec.framework].submit(_call, spec.framework, "run", spec.to_dict(), None)] = ("run", spec)
-        while pending:
-            done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                kind, spec = pending.pop(future)
+                outcome.reused += 1
+    return outcomes, jobs
+
+
+def _run_job(spec: RunSpec, store: RunStore, outcome: Outcome, on_done) -> Job:
+    column = columns.get(spec.framework)
+    label = f"{spec.framework} {spec.model} {spec.regularization} seed {spec.seed}"
+
+    def failed(message: str) -> None:
+        outcome.errors.append((label, message))
+        if on_done:
+            on_done(label, None)
+
+    def done(result: dict, seconds: float) -> None:
+        record = finish(spec, result)
+        store.append(record)
+        outcome.stored[spec.key] = record
+        outcome.ran += 1
+        outcome.seconds += seconds
+        if on_done:
+            on_done(label, record)
+
+    def train(initial) -> Job:
+        return Job((column.name,), estimate(spec), _call, (column.name, "run", spec.to_dict(), initial), done, failed,
+                   label)
+
+    if not (column.framework == "torch" and spec.mode == "parity"):
+        return train(None)
+    keras_spec = spec.replace(framework="keras", regularization="l2")
+
+    def weights_done(initial, seconds: float) -> Job:
+        outcome.seconds += seconds
+        return train(initial)
+
+    # Costed as the pair, so that it starts where its training run belongs in the order.
+    return Job(("keras",), estimate(spec) + RUN_S["keras"], _call, ("keras", "initial_weights", keras_spec.to_dict()),
+               weights_done, failed, f"keras initial weights for {label}", later=(column.name,))
+
+
+def _process_kinds(jobs: list[Job]) -> dict[str, tuple[columns.Column, ...]]:
+    """Column name -> the columns its worker processes serve: every column the jobs need, in as
+    few kinds of process as their environments allow (a job's columns must share one)."""
+    kinds: list[list[columns.Column]] = []
+    for name in dict.fromkeys(c for job in jobs for c in job.columns + job.later):
+        column = columns.get(name)
+        kind = next((k for k in kinds if all(_agree(column, other) for other in k)), None)
+        if kind is None:
+            kinds.append([column])
+        else:
+            kind.append(column)
+    of = {column.name: tuple(kind) for kind in kinds for column in kind}
+    for job in jobs:
+        if len({of[c] for c in job.columns}) > 1:
+            raise ValueError(f"{job.label}: columns {job.columns} need environments that disagree")
+    return of
+
+
+def _agree(a: columns.Column, b: columns.Column) -> bool:
+    return all(b.env.get(name, value) == value for name, value in a.env.items())
+
+
+def default_workers(threads: int) -> int:
+    """One worker process per ``threads`` cores this process may use; at most 4, as each one
+    holds both frameworks (about 2 GB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores // threads))
+
+
+def schedule(jobs: list[Job], *, threads: int = 1, workers: int | None = None) -> None:
+    """Run ``jobs`` (and the jobs their results lead to), at most ``workers`` at a time, each in
+    a worker process of its columns' kind, longest first. A failed job is reported to its
+    ``failed``; the others go on."""
+    if not jobs:
+        return
+    workers = workers or default_workers(threads)
+    kind_of = _process_kinds(jobs)
+    context = multiprocessing.get_context("spawn")
+    pools: dict[tuple, cf.ProcessPoolExecutor] = {}
+    ready = sorted(jobs, key=lambda j: j.cost, reverse=True)
+    running: dict[cf.Future, Job] = {}
+    # With one kind of process, one job queued per worker beside the one it runs, so that a worker
+    # never waits for this process between jobs; the queue is shared and first in, first out, so
+    # each free worker still takes the longest job left. With several kinds (several pools), only
+    # as many jobs as workers, so that no more than that run at once.
+    in_flight = 2 * workers if len(set(kind_of.values())) == 1 else workers
+    interrupted = False
+    try:
+        while ready or running:
+            while ready and len(running) < in_flight:
+                job = ready.pop(0)
+                kind = kind_of[job.columns[0]]
+                if kind not in pools:
+                    pools[kind] = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                         initializer=_init_worker, initargs=(kind, threads))
+                running[pools[kind].submit(_timed, job.function, job.args)] = job
+            finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for future in finished:
+                job = running.pop(future)
                 try:
-                    result = future.result()
+                    result, seconds = future.result()
                 except cf.process.BrokenProcessPool as exc:
-                    raise RuntimeError(f"the {spec.framework} worker process died while running {spec.key}") from exc
-                except Exception as exc:  # a bug in one run must not lose the others
-                    outcome.errors.append((spec, f"{type(exc).__name__}: {exc}"))
-                    if on_done:
-                        on_done(spec, None)
+                    raise RuntimeError(f"a worker process died (or could not start) running {job.label}") from exc
+                except Exception as exc:  # a bug in one job must not lose the others
+                    job.failed(f"{type(exc).__name__}: {exc}")
                     continue
-                if kind == "weights":
-                    pending[pools["torch"].submit(_call, "torch", "run", spec.to_dict(), result)] = ("run", spec)
-                    continue
-                record = finish(spec, result)
-                store.append(record)
-                outcome.ran += 1
-                if on_done:
-                    on_done(spec, record)
+                follow = job.done(result, seconds)
+                if follow is not None:
+                    ready.append(follow)
+                    ready.sort(key=lambda j: j.cost, reverse=True)
     except KeyboardInterrupt:
-        outcome.interrupted = True
+        interrupted = True
         raise
     finally:
         for pool in pools.values():
-            pool.shutdown(wait=not outcome.interrupted, cancel_futures=True)
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
+
+
+def execute(specs: Iterable[RunSpec], store: RunStore, *, threads: int = 1, force: bool = False,
+            workers: int | None = None,
+            on_done: Callable[[str, dict | None], None] | None = None) -> Outcome:
+    """Run every spec not yet in ``store`` (all of them with ``force``); return all their records."""
+    outcomes, jobs = plan_runs({"": specs}, store, force=force, on_done=on_done)
+    schedule(jobs, threads=threads, workers=workers)
+    return outcomes[""]
+

@@ -8,13 +8,16 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from l2compare import __version__
-from engine import experiments
+from core import columns
 from core.data import DATASETS, DatasetError, load, validate_name
-from core.spec import MODELS, MODES, DTYPES, KERAS_CONFIGS, OPTIMIZERS, TORCH_RECIPES, SpecError
+from core.names import DTYPES, KERAS_CONFIGS, MODELS, MODES, OPTIMIZERS, TORCH_RECIPES
+from core.spec import SpecError
+from engine import experiments
+from l2compare import __version__
 
 EXIT_USAGE = 2
 
@@ -36,6 +39,9 @@ def _seeds(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"--seeds takes a count (3) or a list (0,5,7), got {text!r}") from None
     if not values or any(v < 0 for v in values) or (len(values) == 1 and "," not in text and values[0] < 1):
         raise argparse.ArgumentTypeError(f"--seeds must be a count >= 1 or a list of seeds >= 0, got {text!r}")
+    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if repeated is not None:  # the same seed twice is the same run twice: a typo, not more data
+        raise argparse.ArgumentTypeError(f"--seeds lists seed {repeated} more than once, got {text!r}")
     return tuple(range(values[0])) if len(values) == 1 and "," not in text else tuple(values)
 
 
@@ -141,11 +147,25 @@ def _check_data(name: str) -> None:
         load(name)
 
 
+def _check_out(out: Path) -> None:
+    """The results folder exists (made if need be) and takes files: checked before any run
+    starts, so that a bad --out is one line now, not a traceback after the first run."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # Writing a file is the only reliable test: os.access says yes to root on a read-only mount.
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".tmp.write-check."):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"--out {out}: cannot create or write the results folder ({reason})") from None
+
+
 def cmd_run(args) -> int:
     from l2compare import pipeline
 
     names = _experiment_names(args.experiments)
     _check_data(args.dataset)
+    _check_out(args.out)
     settings = experiments.Settings(dataset=args.dataset, seeds=args.seeds, epochs=args.epochs)
     return pipeline.run_and_report(names, settings, args.out, threads=args.threads, force=args.force,
                                     progress=not args.no_progress)
@@ -164,6 +184,9 @@ def cmd_list(args) -> int:
     for name, (description, _) in experiments.EXPERIMENTS.items():
         print(f"  {name:8s} {description}")
     print("  parity   verdict table: Keras config × optimizer against every torch recipe, float32 and float64")
+    print("framework columns:")
+    for column in columns.all_columns():
+        print(f"  {column.name:8s} {column.description or column.label} (backend {column.backend})")
     print(f"models:        {', '.join(MODELS)}")
     print(f"Keras configs: {', '.join(KERAS_CONFIGS)}")
     print(f"torch recipes: {', '.join(TORCH_RECIPES)}")
@@ -174,13 +197,15 @@ def cmd_list(args) -> int:
 
 def cmd_bench(args) -> int:
     from engine import bench
+    from reports import bench as bench_report
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     for m in models:
         if m not in MODELS:
             raise UsageError(f"unknown model {m!r}; allowed: {', '.join(MODELS)}")
     start = time.perf_counter()
-    path = bench.run(args.out, repeats=args.repeats, epochs=args.epochs, threads=args.threads, models=models)
+    records = bench.run(args.out, repeats=args.repeats, epochs=args.epochs, threads=args.threads, models=models)
+    path = bench_report.write(args.out, records)
     if (args.out / "runs.jsonl").exists():  # index bench.md in results/README.md
         from l2compare import pipeline
 
@@ -199,6 +224,7 @@ def cmd_compare(args) -> int:
         if r not in TORCH_RECIPES:
             raise UsageError(f"unknown torch recipe {r!r}; allowed: {', '.join(TORCH_RECIPES)}")
     _check_data(args.dataset)
+    _check_out(args.out)
     optimizer = OptimizerSpec(args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     common = dict(model=args.model, l2=args.l2, optimizer=optimizer, mode=args.mode, dataset=args.dataset,
                   epochs=args.epochs, batch_size=args.batch_size, dtype=args.dtype)

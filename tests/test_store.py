@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.store import RunStore, pending
+from engine.store import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,8 +45,7 @@ def store(tmp_path) -> RunStore:
 def test_empty_store(store):
     assert store.records() == []
     assert store.keys() == set()
-    assert "a" not in store
-    assert store.get("a") is None
+    assert store.resume(["a"]) == ({}, ["a"])
     assert not store.path.exists()  # reading never creates the file
 
 
@@ -56,9 +55,7 @@ def test_append_get_keys(store):
     assert store.path.read_text() == line(rec("b", acc=0.5, history=[1.0, None])) + line(rec("a", acc=0.25))
     assert [r["key"] for r in store.records()] == ["b", "a"]  # file order
     assert store.keys() == {"a", "b"}
-    assert "a" in store and "c" not in store
-    assert store.get("b") == {"key": "b", "acc": 0.5, "history": [1.0, None]}
-    assert store.get("c") is None
+    assert store.resume(["b", "c"]) == ({"b": {"key": "b", "acc": 0.5, "history": [1.0, None]}}, ["c"])
     assert RunStore(store.path).keys() == {"a", "b"}  # nothing held in memory
 
 
@@ -84,10 +81,36 @@ def test_nan_refused_before_touching_file(store, value):
     assert store.path.read_text() == line(rec("a"))
 
 
-def test_pending_keeps_order_and_drops_duplicates(store):
+def test_resume_keeps_order_and_drops_duplicates(store):
     store.append(rec("b"))
-    assert pending(["c", "b", "a", "c", "d", "a"], store) == ["c", "a", "d"]
-    assert pending([], store) == []
+    store.append(rec("e"))
+    assert store.resume(["c", "b", "a", "c", "d", "a"]) == ({"b": rec("b")}, ["c", "a", "d"])
+    assert store.resume([]) == ({}, [])
+
+
+def test_resume_reads_the_file_once(store, monkeypatch):
+    for key in "abc":
+        store.append(rec(key))
+    reads = []
+    original = RunStore._read
+    monkeypatch.setattr(RunStore, "_read", lambda self: reads.append(1) or original(self))
+    assert store.resume([f"k{i}" for i in range(100)] + ["a"])[0] == {"a": rec("a")}
+    assert len(reads) == 1
+    reads.clear()
+    store.resume(["a", "z"], force=True)
+    assert len(reads) == 1
+
+
+def test_resume_with_force_forgets_those_keys_only(store):
+    for key in "abc":
+        store.append(rec(key, v=1))
+    assert store.resume(["b", "x", "b"], force=True) == ({}, ["b", "x"])
+    assert store.path.read_text() == line(rec("a", v=1)) + line(rec("c", v=1))
+    inode = store.path.stat().st_ino
+    assert store.resume(["x"], force=True) == ({}, ["x"])
+    assert store.path.stat().st_ino == inode, "nothing to forget: the file is not rewritten"
+    store.append(rec("b", v=2))  # the rerun is stored as usual
+    assert store.resume(["b"]) == ({"b": rec("b", v=2)}, [])
 
 
 # ------------------------------------------------------------------ torn lines
@@ -99,7 +122,7 @@ def test_torn_last_line_ignored_then_repaired(store):
     with pytest.warns(UserWarning, match=r"runs\.jsonl: ignoring a torn last line \(18 bytes"):
         assert [r["key"] for r in store.records()] == ["a", "b"]
     with pytest.warns(UserWarning, match="torn"):
-        assert pending(["a", "b", "c"], store) == ["c"]
+        assert store.resume(["a", "b", "c"])[1] == ["c"]
     with pytest.warns(UserWarning, match="removing a torn last line"):
         store.append(rec("c", acc=1.0))
     assert store.path.read_text() == line(rec("a")) + line(rec("b")) + line(rec("c", acc=1.0))
@@ -143,7 +166,8 @@ def test_duplicated_key_in_file_first_wins(store):
     with pytest.warns(UserWarning, match="duplicate key 'a'; keeping the first"):
         records = store.records()
     assert records == [rec("a", v=1), rec("b")]
-    assert store.get("a") == rec("a", v=1)
+    with pytest.warns(UserWarning, match="duplicate key 'a'"):
+        assert store.resume(["a"]) == ({"a": rec("a", v=1)}, [])
 
 
 # ------------------------------------------------------------------ replace
@@ -248,12 +272,12 @@ def test_resume_after_sigkill(store):
     with store.path.open("a") as f:
         f.write('{"i": 999, "key": "k0299", "pay')
     with pytest.warns(UserWarning, match="torn"):
-        todo = pending(all_keys, store)
+        todo = store.resume(all_keys)[1]
     assert todo == all_keys[len(stored):]
     with pytest.warns(UserWarning, match="removing a torn last line"):
         for key in todo:
             store.append({"key": key, "i": int(key[1:]), "payload": "x" * 200})
-    assert pending(all_keys, store) == []
+    assert store.resume(all_keys)[1] == []
 
     final = lines_of(store.path)
     assert [r["key"] for r in final] == all_keys  # exactly the full set, once each, in order
