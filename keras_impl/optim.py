@@ -67,15 +67,18 @@ def export_state(optimizer, model: keras.Model) -> dict:
 
 
 def import_state(optimizer, model: keras.Model, state: dict) -> None:
-    """Set the optimizer to a canonical ``state`` (as ``export_state`` gives), cast to its dtype."""
+    """Set the optimizer to a canonical ``state`` (as ``export_state`` gives), cast to its dtype.
+    A slot the state lacks is zero (a fresh optimizer's), so a used optimizer can be reset too."""
     from keras_impl.weights import named_variables
 
     optimizer.build(model.trainable_variables)
     lists = _slot_lists(optimizer)
     for name, var in named_variables(model):
-        if var.trainable and name in state["slots"]:
+        if var.trainable:
             index = optimizer._get_variable_index(var)
-            for slot, value in state["slots"][name].items():
-                target = lists[slot][index]
+            slots = state["slots"].get(name, {})
+            for slot, values in lists.items():
+                target = values[index]
+                value = slots[slot] if slot in slots else np.zeros(target.shape)
                 target.assign(np.asarray(value).astype(target.dtype))
     optimizer.iterations.assign(state["iterations"])

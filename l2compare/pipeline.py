@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from engine import experiments
-from engine import workers as harness
+from engine import workers
 from engine.experiments import PARITY, RUNS
 from parity import grid as parity_table
 from core.records import git_commit
@@ -109,22 +109,22 @@ def run_and_report(names: list[str], settings: experiments.Settings, out: Path, 
                    force: bool = False, progress: bool = True) -> int:
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    workers = harness.default_workers(threads)
+    n_workers = workers.default_workers(threads)
     with _Progress(progress) as bar:
         outcomes, jobs = experiments.plan(names, settings, out, force=force, on_done=bar)
         _save_index(out, {name: outcome.keys for name, outcome in outcomes.items()})
         bar.start(sum(len(o.keys) - o.reused for o in outcomes.values()))
         # Every experiment and the parity cells in one schedule: no worker idles until the last job.
-        harness.schedule(jobs, threads=threads, workers=workers)
+        workers.schedule(jobs, threads=threads, workers=n_workers)
     for name, outcome in outcomes.items():
         # Experiments share the workers, so an experiment's wall time is its share of theirs.
-        _save_timing(out, name, outcome.seconds / workers, outcome.ran, outcome.reused, worker_s=outcome.seconds)
+        _save_timing(out, name, outcome.seconds / n_workers, outcome.ran, outcome.reused, worker_s=outcome.seconds)
     written = report(out)
     seconds = time.perf_counter() - start
     total = "all" if set(names) >= set(experiments.ALL) else "total of " + "+".join(names)
     _save_timing(out, total, seconds,
                  sum(o.ran for o in outcomes.values()), sum(o.reused for o in outcomes.values()),
-                 worker_s=sum(o.seconds for o in outcomes.values()), workers=workers)
+                 worker_s=sum(o.seconds for o in outcomes.values()), workers=n_workers)
     _summary(outcomes, written, out, seconds)
     return 1 if any(o.errors for o in outcomes.values()) else 0
 
@@ -135,9 +135,9 @@ def compare(specs: list[RunSpec], out: Path, *, threads: int = 1, force: bool = 
 
     out.mkdir(parents=True, exist_ok=True)
     with _Progress(progress) as bar:
-        outcomes, jobs = harness.plan_runs({"compare": specs}, RunStore(out / RUNS), force=force, on_done=bar)
+        outcomes, jobs = workers.plan_runs({"compare": specs}, RunStore(out / RUNS), force=force, on_done=bar)
         bar.start(len(jobs))
-        harness.schedule(jobs, threads=threads)
+        workers.schedule(jobs, threads=threads)
     outcome = outcomes["compare"]
     frame = frames.runs_frame(outcome.records)
     print(tables.compare_table(frame))
@@ -150,7 +150,7 @@ def _print_errors(errors: list[tuple[str, str]]) -> None:
         print(f"  failed: {what}: {message}")
 
 
-def _summary(outcomes: dict[str, harness.Outcome], written, out: Path, seconds: float) -> None:
+def _summary(outcomes: dict[str, workers.Outcome], written, out: Path, seconds: float) -> None:
     parity = outcomes.get(PARITY_INDEX)
     outcomes = {name: outcome for name, outcome in outcomes.items() if name != PARITY_INDEX}
     records = {r["key"]: r for o in outcomes.values() for r in o.records}

@@ -132,20 +132,30 @@ def _batches(traj, batch_size: int) -> list[np.ndarray]:
 
 
 @functools.lru_cache(maxsize=4)
+def _keras64(spec):
+    """A float64 Keras model and optimizer for ``spec``, built and traced once and reused by every
+    Keras side that differs only in seed and data (each step sets all weights and all state)."""
+    from keras_impl.worker import Run
+
+    run = Run()
+    with run.precision("float64"):
+        return run.prepare(spec)
+
+
+@functools.lru_cache(maxsize=4)
 def keras_float64_steps(keras_case) -> list[dict]:
     """Keras's own float64 step from each of its float32 states (cached per Keras trajectory)."""
     from keras_impl import optim, train
     from keras_impl.weights import export_weights, import_weights
-    from keras_impl.worker import Run
 
     from parity.cases import parity_data
     from parity.sides import keras_spec, keras_trajectory
 
     traj = keras_trajectory(keras_case)
     x, y = parity_data(keras_case.n_samples, keras_case.dataset)
-    run = Run()
-    with run.precision("float64"):
-        model, optimizer = run.prepare(keras_spec(dataclasses.replace(keras_case, dtype="float64")))
+    spec = keras_spec(dataclasses.replace(keras_case, dtype="float64"))
+    model, optimizer = _keras64(spec.replace(seed=0, dataset="article"))
+    with train.precision("float64"):
         xs = train.as_inputs(x, keras_case.model, "float64")
         out = []
         for t, idx in enumerate(_batches(traj, keras_case.batch_size)):
