@@ -71,6 +71,31 @@ def experiment_table(out: Path) -> pd.DataFrame:
                           "runs reused": v.get("reused"), "when": v["created"]} for k, v in latest.items()])
 
 
+def results_runs_table(out: Path) -> pd.DataFrame:
+    """The whole of the latest `make results` run that executed anything under each engine, one row
+    per engine: before and after the engine changed, from the timing records. A run of the one
+    schedule writes an `all` record (its wall time); the earlier engine ran experiment after
+    experiment, so its total is their sum."""
+    by_commit: dict[str, list[dict]] = {}
+    for r in RunStore(out / "timings.jsonl").records():
+        by_commit.setdefault(r.get("commit") or "?", []).append(r)
+    rows = []
+    for commit, records in by_commit.items():
+        total = [r for r in records if r["experiment"] == "all"]
+        parts = [r for r in records if r["experiment"] != "all" and not r["experiment"].startswith("total")]
+        if total:
+            row = {"engine": "one schedule over every run and cell", "wall time (s)": total[-1]["wall_s"],
+                   "runs and cells executed": total[-1].get("ran")}
+        else:
+            latest = {r["experiment"]: r for r in parts}
+            row = {"engine": "experiment after experiment", "wall time (s)": sum(r["wall_s"] for r in latest.values()),
+                   "runs and cells executed": sum(r.get("ran") or 0 for r in latest.values())}
+        if row["runs and cells executed"]:
+            rows.append({"commit": commit[:7], **row, "when": records[-1]["created"]})
+    latest = {row["engine"]: row for row in rows}
+    return pd.DataFrame(sorted(latest.values(), key=lambda row: row["when"]))
+
+
 WHY = {
     "keras": ("keras_impl's loop tracks the data loss as an extra metric (so that the history splits "
               "loss = data loss + penalty), evaluates nothing else, and feeds the harness's batch order "
@@ -106,6 +131,10 @@ def write(out: Path, records: list[dict]) -> Path:
                      f"({row['ratio to none']:.2f}×): the L2 term is {owner}; its forward and backward over the "
                      f"{row['model']}'s regularized tensors take about {row['ms/step'] - base:.2f} ms of a "
                      f"{row['ms/step']:.2f} ms step this small.")
+    runs = results_runs_table(out)
+    if not runs.empty:
+        lines += ["", "## `make results` from empty, before and after", "",
+                  runs.to_markdown(index=False, floatfmt=".0f"), ""]
     experiments = experiment_table(out)
     if not experiments.empty:
         lines += ["", "## Wall time of each experiment in `make results`", "",

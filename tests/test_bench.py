@@ -15,3 +15,19 @@ def test_bench_runs_tiny_and_writes_report(tmp_path):
     assert "| mlp" in text and "keras" in text and "torch" in text
     loops = bench_report.loop_table(records)
     assert set(loops["met"]) <= {"yes", "NO"} and (loops["ratio (median)"] > 0).all()
+
+
+def test_results_runs_before_and_after_come_from_timing_records(tmp_path):
+    store = RunStore(tmp_path / "timings.jsonl")
+    old = [("article", 50.0, 36), ("parity", 170.0, 226)]
+    for i, (name, wall, ran) in enumerate(old):
+        store.append({"key": f"o{i}", "experiment": name, "wall_s": wall, "ran": ran, "reused": 0, "commit": "aaaaaaaa",
+                      "created": f"2026-01-01T00:0{i}:00Z"})
+    store.append({"key": "n0", "experiment": "article", "wall_s": 20.0, "ran": 36, "reused": 0, "commit": "bbbbbbbb",
+                  "created": "2026-01-02T00:00:00Z"})
+    store.append({"key": "n1", "experiment": "all", "wall_s": 150.0, "ran": 262, "reused": 0, "commit": "bbbbbbbb",
+                  "created": "2026-01-02T00:01:00Z"})
+    table = bench_report.results_runs_table(tmp_path)
+    assert table["commit"].tolist() == ["aaaaaaa", "bbbbbbb"]
+    assert table["wall time (s)"].tolist() == [220.0, 150.0]  # the sequential engine's sum; the schedule's own total
+    assert table["runs and cells executed"].tolist() == [262, 262]
