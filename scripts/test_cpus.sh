@@ -16,8 +16,8 @@
 #                 Convolutions and matmuls (oneDNN, MKL) and TensorFlow are untouched.
 #   aten-avx2     ATEN_CPU_CAPABILITY=avx2: ATen's AVX2 kernels; log_softmax differs from both AVX512
 #                 and DEFAULT.
-#   threads-2     2 threads in both frameworks (L2COMPARE_THREADS, read by conftest.py, and the
-#                 OMP/MKL/OpenBLAS variables, set explicitly because conftest only sets them when unset):
+#   threads-2     2 threads in both frameworks (L2COMPARE_THREADS, read by conftest.py, which sets the
+#                 OMP/MKL/OpenBLAS variables to it through core.environment.configure):
 #                 torch reductions (sum) and TensorFlow matmuls (float32 and float64) change bits.
 # Not emulated: MKL_ENABLE_INSTRUCTIONS / MKL_DEBUG_CPU_TYPE changed nothing measurable here.
 #
