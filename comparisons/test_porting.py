@@ -9,6 +9,7 @@ import keras_impl
 from core.names import MODELS
 import torch_impl
 from porter import convert as porting
+from torch_impl import l2 as torch_impl_l2
 from torch_impl.models import KerasFlatten
 
 TOL = {"float32": 1e-5, "float64": 1e-12}
@@ -84,7 +85,9 @@ def test_article_models_forward_parity(name, dtype, keras_seed):
     mirror = torch_impl.build_model(name, l2=0.01, dtype=dtype)
     porting.copy_weights(km, mirror)
     assert_forward_parity(km, mirror, x, dtype)
-    assert converted.l2_coefficients == mirror.l2_coefficients
+    # The porter carries λ as Keras applies it (through float32: see the float64 test below); the
+    # hand mirror takes the λ it is given.
+    assert converted.l2_coefficients == {n: float(np.float32(lam)) for n, lam in mirror.l2_coefficients.items()}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -171,3 +174,52 @@ def test_unsupported_is_refused_with_a_clear_error(model, message):
     with pytest.raises(porting.PortError, match=message) as info:
         porting.keras_to_torch(km)
     assert "Supported:" in str(info.value)
+
+
+def test_a_subclassed_model_is_refused_not_crashed():
+    """Found porting real-world models: a subclassed keras.Model used to end in AttributeError."""
+    import keras
+
+    class TwoDense(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = keras.layers.Dense(8, activation="relu")
+            self.out = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.out(self.hidden(x))
+
+    model = TwoDense()
+    model(np.zeros((1, 4), "float32"))  # built, with weights
+    with pytest.raises(porting.PortError, match="TwoDense is a subclassed keras.Model"):
+        porting.keras_to_torch(model)
+
+
+def test_an_unbuilt_model_is_refused():
+    import keras
+
+    with pytest.raises(porting.PortError, match="no input shape yet"):
+        porting.keras_to_torch(keras.Sequential([keras.layers.Dense(3)]))
+
+
+@pytest.mark.parametrize("lam", [1e-4, 1e-3, 0.01])
+def test_float64_port_carries_the_lambda_keras_uses(lam, keras_seed):
+    """TensorFlow casts λ through float32 (ops.cast of a Python float), also in a float64 model: the
+    exact Python λ would differ from Keras's penalty by ~5e-8 relative (measured: 1e-3 -> 2.5e-8,
+    1e-4 -> 4.7e-8). The port carries the λ Keras applies; its penalty matches to float64 rounding."""
+    import keras
+
+    keras_seed(4)
+    km = keras.Sequential([keras.Input((6,), dtype="float64"),
+                           keras.layers.Dense(5, kernel_regularizer=keras.regularizers.l2(lam),
+                                              bias_regularizer=keras.regularizers.L1L2(l2=lam), dtype="float64")])
+    for var in km.weights:
+        var.assign(np.random.default_rng(5).normal(size=var.shape))
+    ported = porting.keras_to_torch(km)
+    name = km.layers[0].name
+    assert ported.l2_coefficients == {f"{name}/kernel": float(np.float32(lam)), f"{name}/bias": float(np.float32(lam))}
+    keras_penalty = float(sum(np.asarray(loss) for loss in km.losses))
+    torch_penalty = torch_impl_l2.penalty(ported).item()
+    assert abs(torch_penalty - keras_penalty) <= 1e-15 * abs(keras_penalty), (torch_penalty, keras_penalty)
+    exact = sum(lam * float((np.asarray(w.numpy()) ** 2).sum()) for w in km.weights)
+    assert abs(exact - keras_penalty) > 1e-9 * abs(keras_penalty)  # the rounding the test is about is real

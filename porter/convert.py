@@ -104,10 +104,18 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int,
 
 
 def _l2_lambda(layer, attr: str) -> float:
+    """λ as Keras applies it. Keras computes ``ops.cast(l2, x.dtype) * sum(square(x))``; on the
+    TensorFlow backend the cast of a Python float goes through float32, so a float64 model's λ
+    is the float32 rounding of the one written (1e-3 -> 0.0010000000474974513). Asking the
+    regularizer itself for λ·1² in float64 gives exactly the value it uses, on any backend."""
+    regularizer = getattr(layer, attr, None)
     try:
-        return keras_l2.l2_of(getattr(layer, attr, None))
+        written = keras_l2.l2_of(regularizer)
     except ValueError as exc:
         raise _unsupported(layer, f"{attr}: {exc}") from None
+    if not written:
+        return 0.0
+    return float(np.asarray(regularizer(keras.ops.ones((1,), dtype="float64"))))
 
 
 def _check_plain(layer) -> None:
@@ -122,6 +130,11 @@ def _chain(model: keras.Model) -> list:
     """The model's layers in order, checking that a functional model is a single chain."""
     if not isinstance(model, keras.Model):
         raise PortError(f"expected a keras Model, got {type(model).__name__}")
+    if not isinstance(model, keras.Sequential) and not _is_functional(model):
+        raise PortError(f"{type(model).__name__} is a subclassed keras.Model: its call() is Python code, with no "
+                        "layer graph to port; rebuild it as a Sequential or functional model")
+    if not getattr(model, "inputs", None):
+        raise PortError(f"model {model.name!r} has no input shape yet: give it a keras.Input (or build it) first")
     chain = [layer for layer in model.layers if not isinstance(layer, kl.InputLayer)]
     if not isinstance(model, keras.Sequential):
         if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -132,6 +145,12 @@ def _chain(model: keras.Model) -> list:
                 raise PortError(f"layer {layer.name!r} is not fed by the previous layer: not a plain chain")
             previous = layer.output
     return chain
+
+
+def _is_functional(model) -> bool:
+    from keras.src.models.functional import Functional  # Keras 3 has no public name for it
+
+    return isinstance(model, Functional)
 
 
 def _port_layer(layer, shape: tuple):
