@@ -63,6 +63,25 @@ def _extra(name, dtype):
             layers.Activation("relu", **d),
             layers.Dense(4, activation="softmax", **d),
         ])
+    if name == "pad_avgpool_gap":
+        return keras.Sequential([
+            keras.Input((12, 12, 3), dtype=dtype),
+            layers.ZeroPadding2D(((1, 2), (0, 1)), **d),  # uneven: any top/left mix-up shows
+            layers.Conv2D(4, 3, activation="relu", kernel_regularizer=reg, **d),
+            layers.AveragePooling2D(2, **d),
+            layers.Conv2D(6, 2, **d),
+            layers.GlobalAveragePooling2D(**d),
+            layers.Dense(3, activation="softmax", **d),
+        ])
+    if name == "avgpool_strided_gmp":
+        return keras.Sequential([
+            keras.Input((10, 10, 2), dtype=dtype),
+            layers.Conv2D(5, 3, activation="tanh", **d),
+            layers.AveragePooling2D((3, 2), strides=(1, 2), **d),
+            layers.GlobalMaxPooling2D(keepdims=True, **d),
+            layers.Flatten(**d),
+            layers.Dense(4, activation="softmax", bias_regularizer=reg, **d),
+        ])
     # A functional chain, not a Sequential.
     inp = keras.Input((20,), dtype=dtype)
     h = layers.Dense(16, activation="relu", kernel_regularizer=reg, **d)(inp)
@@ -70,7 +89,7 @@ def _extra(name, dtype):
     return keras.Model(inp, out)
 
 
-EXTRA = ("same_stride2", "multichannel_flatten", "functional_mlp")
+EXTRA = ("same_stride2", "multichannel_flatten", "functional_mlp", "pad_avgpool_gap", "avgpool_strided_gmp")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -166,6 +185,7 @@ def _one_layer(layer, shape=(8, 8, 2)):
     (lambda: _one_layer(layers.Dense(3, kernel_regularizer=regularizers.L1L2(0.1, 0.1), name="d"), (4,)), r"'d'.*non-zero L1"),
     (lambda: _one_layer(layers.Conv2D(3, 3, data_format="channels_first", name="c"), (2, 8, 8)), r"'c'.*channels_first"),
     (lambda: _one_layer(layers.MaxPooling2D(2, padding="same", name="p")), r"'p'.*padding 'same'"),
+    (lambda: _one_layer(layers.AveragePooling2D(2, padding="same", name="p")), r"'p'.*padding 'same'"),
     (lambda: _one_layer(layers.Dense(3, activation="gelu", name="d"), (4,)), r"'d'.*activation 'gelu'"),
     (lambda: _one_layer(layers.Dense(3, name="d")), r"'d'.*Dense on a rank-4 input"),
 ])

@@ -23,13 +23,15 @@ import keras
 from keras import layers as kl
 
 from keras_impl import l2 as keras_l2
+from porter import pooling
 from keras_impl import weights as keras_weights
 from torch_impl import weights as torch_weights
 from torch_impl.models import KerasFlatten
 
 SUPPORTED = (
-    "InputLayer, Dense, Conv2D (valid/same padding, channels_last), MaxPooling2D (valid), "
-    "Flatten, Dropout, Activation, ReLU, Softmax; regularizers: L2 (or L1L2 with l1=0)"
+    "InputLayer, Dense, Conv2D (valid/same padding, channels_last), MaxPooling2D and AveragePooling2D "
+    "(valid), GlobalAveragePooling2D, GlobalMaxPooling2D, ZeroPadding2D, Flatten, Dropout, Activation, ReLU, "
+    "Softmax; regularizers: L2 (or L1L2 with l1=0)"
 )
 
 _ACTIVATIONS = {
@@ -184,15 +186,8 @@ def _port_layer(layer, shape: tuple):
         oh = (h + top + bottom - (kh - 1) * dh - 1) // sh + 1
         ow = (w + left + right - (kw - 1) * dw - 1) // sw + 1
         out_shape = (oh, ow, layer.filters)
-    elif isinstance(layer, kl.MaxPooling2D):
-        if layer.data_format != "channels_last":
-            raise _unsupported(layer, f"data_format {layer.data_format!r} (only channels_last)")
-        if layer.padding != "valid":
-            raise _unsupported(layer, f"padding {layer.padding!r} (only 'valid')")
-        (ph, pw), (sh, sw) = layer.pool_size, layer.strides
-        module = nn.MaxPool2d((ph, pw), stride=(sh, sw))
-        h, w, c = shape
-        out_shape = ((h - ph) // sh + 1, (w - pw) // sw + 1, c)
+    elif (pooled := pooling.port(layer, shape, _unsupported)) is not None:
+        module, out_shape = pooled
     elif isinstance(layer, kl.Flatten):
         module = KerasFlatten() if len(shape) == 3 else nn.Flatten()
         out_shape = (int(np.prod(shape)),)
