@@ -23,7 +23,7 @@ import keras
 from keras import layers as kl
 
 from keras_impl import l2 as keras_l2
-from porter import pooling
+from porter.pooling import port as port_pooling
 from keras_impl import weights as keras_weights
 from torch_impl import weights as torch_weights
 from torch_impl.models import KerasFlatten
@@ -186,7 +186,7 @@ def _port_layer(layer, shape: tuple):
         oh = (h + top + bottom - (kh - 1) * dh - 1) // sh + 1
         ow = (w + left + right - (kw - 1) * dw - 1) // sw + 1
         out_shape = (oh, ow, layer.filters)
-    elif (pooled := pooling.port(layer, shape, _unsupported)) is not None:
+    elif (pooled := port_pooling(layer, shape, _unsupported)) is not None:
         module, out_shape = pooled
     elif isinstance(layer, kl.Flatten):
         module = KerasFlatten() if len(shape) == 3 else nn.Flatten()
