@@ -186,7 +186,7 @@ def _one_layer(layer, shape=(8, 8, 2)):
     (lambda: _one_layer(layers.Conv2D(3, 3, data_format="channels_first", name="c"), (2, 8, 8)), r"'c'.*channels_first"),
     (lambda: _one_layer(layers.MaxPooling2D(2, padding="same", name="p")), r"'p'.*padding 'same'"),
     (lambda: _one_layer(layers.AveragePooling2D(2, padding="same", name="p")), r"'p'.*padding 'same'"),
-    (lambda: _one_layer(layers.Dense(3, activation="gelu", name="d"), (4,)), r"'d'.*activation 'gelu'"),
+    (lambda: _one_layer(layers.Dense(3, activation="sparsemax", name="d"), (4,)), r"'d'.*activation 'sparsemax'"),
     (lambda: _one_layer(layers.Dense(3, name="d")), r"'d'.*Dense on a rank-4 input"),
 ])
 def test_unsupported_is_refused_with_a_clear_error(model, message):
@@ -243,3 +243,39 @@ def test_float64_port_carries_the_lambda_keras_uses(lam, keras_seed):
     assert abs(torch_penalty - keras_penalty) <= 1e-15 * abs(keras_penalty), (torch_penalty, keras_penalty)
     exact = sum(lam * float((np.asarray(w.numpy()) ** 2).sum()) for w in km.weights)
     assert abs(exact - keras_penalty) > 1e-9 * abs(keras_penalty)  # the rounding the test is about is real
+
+
+def _builtin_activations():
+    from keras.src.activations import ALL_OBJECTS  # the registry Keras resolves activation strings in
+
+    from porter.activations import REFUSED
+
+    return sorted(f.__name__ for f in ALL_OBJECTS if f.__name__ not in REFUSED)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", _builtin_activations())
+def test_every_builtin_activation_ports_exactly(name, dtype, keras_seed):
+    """Dense(activation=name) and Activation(name), on inputs both sides of every kink and cut-off
+    (±3 and beyond 20, where torch's own softplus turns linear)."""
+    keras_seed(6)
+    x = (np.random.default_rng(7).random((9, 6)) * 12 - 6).astype(dtype)
+    x[0] = 25.0
+    tolerance = TOL[dtype]
+    for km in (keras.Sequential([keras.Input((6,), dtype=dtype), layers.Dense(5, activation=name, dtype=dtype)]),
+               keras.Sequential([keras.Input((6,), dtype=dtype), layers.Activation(name, dtype=dtype)])):
+        expected = km(x, training=False).numpy()
+        got = _torch_probs(porting.keras_to_torch(km).eval(), x)  # a final softmax is folded into logits
+        scale = max(1.0, float(np.abs(expected).max()))
+        diff = float(np.abs(expected - got).max()) / scale
+        assert diff <= tolerance, f"{name}: max |Δ| = {diff:.3g} of max(1, |y|) > {tolerance:g} ({dtype})"
+
+
+def test_builtin_activations_are_all_known():
+    """Every name Keras registers is either ported or refused on purpose: a new Keras activation
+    shows up here instead of as a vague error."""
+    from keras.src.activations import ALL_OBJECTS
+
+    from porter.activations import ACTIVATIONS, REFUSED
+
+    assert {f.__name__ for f in ALL_OBJECTS} == set(ACTIVATIONS) | set(REFUSED)

@@ -23,6 +23,7 @@ import keras
 from keras import layers as kl
 
 from keras_impl import l2 as keras_l2
+from porter.activations import ACTIVATIONS
 from porter.pooling import port as port_pooling
 from keras_impl import weights as keras_weights
 from torch_impl import weights as torch_weights
@@ -31,16 +32,9 @@ from torch_impl.models import KerasFlatten
 SUPPORTED = (
     "InputLayer, Dense, Conv2D (valid/same padding, channels_last), MaxPooling2D and AveragePooling2D "
     "(valid), GlobalAveragePooling2D, GlobalMaxPooling2D, ZeroPadding2D, Flatten, Dropout, Activation, ReLU, "
-    "Softmax; regularizers: L2 (or L1L2 with l1=0)"
+    "Softmax; every built-in activation but glu, sparsemax and threshold; regularizers: L2 (or L1L2 with l1=0)"
 )
 
-_ACTIVATIONS = {
-    "linear": lambda x, dim: x,
-    "relu": lambda x, dim: F.relu(x),
-    "sigmoid": lambda x, dim: torch.sigmoid(x),
-    "tanh": lambda x, dim: torch.tanh(x),
-    "softmax": lambda x, dim: F.softmax(x, dim=dim),
-}
 
 
 class PortError(ValueError):
@@ -53,8 +47,8 @@ def _unsupported(layer, what: str) -> PortError:
 
 def _activation_name(layer, activation) -> str:
     name = getattr(activation, "__name__", str(activation))
-    if name not in _ACTIVATIONS:
-        raise _unsupported(layer, f"activation {name!r} (supported: {', '.join(_ACTIVATIONS)})")
+    if name not in ACTIVATIONS:
+        raise _unsupported(layer, f"activation {name!r} (supported: {', '.join(ACTIVATIONS)})")
     return name
 
 
@@ -66,7 +60,7 @@ class Activation(nn.Module):
         self.name, self.dim = name, dim
 
     def forward(self, x):
-        return _ACTIVATIONS[self.name](x, self.dim)
+        return ACTIVATIONS[self.name](x, self.dim)
 
     def extra_repr(self):
         return self.name
