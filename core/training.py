@@ -10,7 +10,6 @@ Imports no framework: the hooks do.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -205,7 +204,3 @@ class TrainingRun(ABC):
             self.fit(model, optimizer, xs, ys, batch_size=spec.batch_size, order=order)
             return time.perf_counter() - start
 
-
-def no_precision(dtype: str) -> ContextManager:
-    """For frameworks that take dtypes per tensor: nothing global to set."""
-    return contextlib.nullcontext()

@@ -112,17 +112,11 @@ def _parity_job(cells: list[grid.Cell], store: RunStore, outcome: workers.Outcom
     def done(records: list[dict], seconds: float) -> None:
         outcome.seconds += seconds
         for cell, record in zip(cells, records):
-            store.append(record)
-            outcome.stored[record["key"]] = record
-            outcome.ran += 1
-            if on_done:
-                on_done(label(cell), record)
+            outcome.add(record, store, label(cell), on_done)
 
     def failed(message: str) -> None:
         for cell in cells:
-            outcome.errors.append((label(cell), message))
-            if on_done:
-                on_done(label(cell), None)
+            outcome.fail(label(cell), message, on_done)
 
     cost = KERAS_TRAJECTORY_S[kind(cells[0])] + sum(PARITY_CELL_S[(kind(c), c.dtype)] for c in cells)
     return workers.Job(("keras", "torch"), cost, _run_cells, (cells,), done, failed, label(cells[0]))

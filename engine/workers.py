@@ -96,6 +96,19 @@ class Outcome:
     def records(self) -> list[dict]:
         return [self.stored[k] for k in self.keys if k in self.stored]
 
+    def add(self, record: dict, store: RunStore, label: str, on_done=None) -> None:
+        """A finished run or cell: appended to the store at once, counted, reported."""
+        store.append(record)
+        self.stored[record["key"]] = record
+        self.ran += 1
+        if on_done:
+            on_done(label, record)
+
+    def fail(self, label: str, message: str, on_done=None) -> None:
+        self.errors.append((label, message))
+        if on_done:
+            on_done(label, None)
+
 
 def unique(specs: Iterable[RunSpec]) -> list[RunSpec]:
     return list({spec.key: spec for spec in specs}.values())  # equal keys: equal specs
@@ -133,18 +146,11 @@ def _run_job(spec: RunSpec, store: RunStore, outcome: Outcome, on_done) -> Job:
     label = f"{spec.framework} {spec.model} {spec.regularization} seed {spec.seed}"
 
     def failed(message: str) -> None:
-        outcome.errors.append((label, message))
-        if on_done:
-            on_done(label, None)
+        outcome.fail(label, message, on_done)
 
     def done(result: dict, seconds: float) -> None:
-        record = finish(spec, result)
-        store.append(record)
-        outcome.stored[spec.key] = record
-        outcome.ran += 1
         outcome.seconds += seconds
-        if on_done:
-            on_done(label, record)
+        outcome.add(finish(spec, result), store, label, on_done)
 
     def train(initial) -> Job:
         return Job((column.name,), estimate(spec), _call, (column.name, "run", spec.to_dict(), initial), done, failed,
