@@ -164,7 +164,9 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
         if len(node.outputs) != 1:
             raise PortError(f"layer {op.name!r} ({type(op).__name__}) has {len(node.outputs)} outputs; "
                             "only single-output layers are ported")
-        attr = identifier(op.name, taken) if isinstance(op, keras.layers.Layer) else op.name
+        attr = identifier(op.name, taken)
+        if wants == "any" and len({len(t.shape) for t in node.inputs}) > 1:
+            wants = "keras"   # broadcasting aligns trailing axes: only right in Keras's layout
         variables = [writer.read(t, wants) for t in node.inputs]
         layouts = {next(k for k, v in writer.vars[id(t)].items() if v == var) for t, var in zip(node.inputs, variables)}
         layout = "keras" if wants == "keras" else ("cf" if wants == "cf" else
@@ -182,8 +184,9 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
         out_layout = port.layout or layout
         if len(node.outputs[0].shape) <= 2:
             out_layout = "keras"
-        y = freed[0] if (len(node.inputs) == 1 and variables[0] in freed) else identifier(attr, taken) \
-            if attr not in modules else identifier(attr + "_out", taken)
+        # Output variable: the input's, when this node was its last reader (a chain reads x = f(x));
+        # else the layer's name (unique: attributes and variables live in different namespaces).
+        y = freed[0] if (len(node.inputs) == 1 and variables[0] in freed) else attr
         fields = {"x": variables[0] if variables else "", "y": y}
         fields.update({f"x{i}": v for i, v in enumerate(variables)})
         writer.lines.extend(line.format(**fields) for line in port.forward)
