@@ -90,3 +90,28 @@ def test_a_nested_model_is_refused():
     i = keras.Input((4,))
     with pytest.raises(PortError, match="'inner' is a nested model"):
         keras_to_torch(keras.Model(i, inner(i)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_frozen_layer_is_not_trained_and_not_regularized(dtype, keras_seed):
+    """Keras trains only trainable weights and adds only their regularizers: a frozen Dense or
+    Conv2D (fine-tuning a backbone) gets requires_grad=False and no penalty in the port."""
+    keras_seed(14)
+    d = dict(dtype=dtype)
+    km = keras.Sequential([keras.Input((6, 6, 2), dtype=dtype),
+                           layers.Conv2D(3, 3, kernel_regularizer=regularizers.l2(0.1), trainable=False, **d),
+                           layers.Flatten(**d),
+                           layers.Dense(4, kernel_regularizer=regularizers.l2(0.1), **d),
+                           layers.Dense(3, activation="softmax", kernel_regularizer=regularizers.l2(0.1),
+                                        trainable=False, **d)])
+    x = np.random.default_rng(2).random((5, 6, 6, 2)).astype(dtype)
+    tm = portcheck.assert_gradients(km, x, np.array([0, 1, 2, 0, 1]))
+    assert [p.keras.split("/")[0] for p in tm.port.penalties] == [km.layers[2].name]
+    assert sorted(n for n, p in tm.named_parameters() if p.requires_grad) == [f"{km.layers[2].name}.bias",
+                                                                               f"{km.layers[2].name}.weight"]
+
+
+def test_a_masked_softmax_is_refused():
+    i, m = keras.Input((5,)), keras.Input((5,), dtype="bool")
+    with pytest.raises(PortError, match="'softmax'.*mask"):
+        keras_to_torch(keras.Model([i, m], layers.Softmax(name="softmax")(i, mask=m)))

@@ -19,7 +19,7 @@ from torch import nn
 # Every family registers its porters on import.
 from porter import (layers_conv, layers_core, layers_merge, layers_misc, layers_norm,  # noqa: F401
                     layers_recurrent, layers_shape, pooling)
-from porter.emit import Ctx, Penalty, check_constraints, porter_for, regularizer_terms
+from porter.emit import Ctx, Penalty, check_constraints, freeze, porter_for, regularizer_terms
 from porter.errors import PortError
 from porter.graph import walk
 
@@ -89,7 +89,7 @@ def _is_softmax_output(operation) -> bool:
     from keras import layers as kl
 
     if type(operation) is kl.Softmax:
-        return operation.axis in (-1,)
+        return operation.axis in (-1,) and len(operation._inbound_nodes[0].arguments.keras_tensors) == 1
     activation = getattr(operation, "activation", None)
     return getattr(activation, "__name__", "") == "softmax" and type(operation) in (kl.Dense, kl.Activation,
                                                                                    kl.Conv1D, kl.Conv2D)
@@ -180,6 +180,7 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
         if isinstance(op, keras.layers.Layer):
             check_constraints(ctx)
         port = port_fn(ctx)
+        port.modules, port.penalties = freeze(ctx, port.modules, port.penalties)
         freed = writer.consume(node.inputs)
         out_layout = port.layout or layout
         if len(node.outputs[0].shape) <= 2:

@@ -128,6 +128,20 @@ def check_constraints(ctx: Ctx) -> None:
             raise ctx.fail(f"{attr} (constraints are not carried)")
 
 
+def freeze(ctx: Ctx, modules: dict[str, str], regs: list) -> tuple[dict[str, str], list]:
+    """A layer with trainable=False: Keras neither trains its weights nor adds their regularizers
+    (Layer._get_regularization_losses reads trainable_weights only). Applied to every port by the
+    code generator; a module already frozen by its porter is left as it is."""
+    if getattr(ctx.layer, "trainable", True):
+        return modules, regs
+
+    def frozen(ctor: str) -> str:
+        if "requires_grad" in ctor or "frozen=True" in ctor:
+            return ctor
+        return ctor[:-1] + ", requires_grad=False)" if ctor.startswith("nn.Parameter(") else ctor + ".requires_grad_(False)"
+    return {attr: frozen(ctor) for attr, ctor in modules.items()}, []
+
+
 # Keras class -> (porter, the layout it takes)
 PORTERS: dict[type, tuple[Callable[[Ctx], Port], str]] = {}
 

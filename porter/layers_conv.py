@@ -1,8 +1,16 @@
-"""Convolutions, channels first as torch runs them (the code generator permutes into and out of them)."""
+"""Convolutions, channels first as torch runs them (the code generator permutes into and out of them).
+
+Conv1D/Conv2D (grouped, dilated, strided; 'valid', 'same' and Conv1D's 'causal' padding),
+DepthwiseConv1D/2D, SeparableConv1D/2D and Conv1DTranspose/Conv2DTranspose.
+
+Keras's 'same' pads unevenly when the total is odd (the extra pixel after: bottom/right), as
+TensorFlow does; torch's ``padding=`` is symmetric, so an uneven one is an explicit ``F.pad``.
+"""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from keras import layers as kl
 
 from porter import activations
@@ -21,8 +29,15 @@ def check_channels_last(ctx: Ctx) -> None:
         raise ctx.fail(f"data_format {ctx.layer.data_format!r} (only channels_last)")
 
 
+def check_no_lora(ctx: Ctx) -> None:
+    if getattr(ctx.layer, "lora_rank", None):
+        raise ctx.fail("LoRA (lora_rank) is not carried")
+
+
 def conv_state(ctx: Ctx, attr: str, use_bias: bool, kernel: str = "kernel"):
-    """Keras kernel (*k, in, out) -> torch weight (out, in, *k)."""
+    """Keras kernel (*k, in, out) -> torch weight (out, in, *k).
+
+    The same move serves a transposed convolution: Keras's (*k, out, in) -> torch's (in, out, *k)."""
     def read():
         k = ctx.weight(kernel)
         rank = k.ndim
@@ -33,40 +48,277 @@ def conv_state(ctx: Ctx, attr: str, use_bias: bool, kernel: str = "kernel"):
     return read
 
 
-@register(kl.Conv2D, layout="cf")
-def conv2d(ctx: Ctx) -> Port:
-    layer, attr = ctx.layer, ctx.attr
+def depthwise_weight(kernel: np.ndarray) -> np.ndarray:
+    """Keras depthwise kernel (*k, in, mult) -> torch grouped-conv weight (in·mult, 1, *k).
+
+    TensorFlow's output channel c·mult + m is input channel c's m-th filter; torch's grouped conv
+    (groups=in) gives output channel o to group o // mult: the same order, so a plain reshape."""
+    *spatial, cin, mult = kernel.shape
+    flat = kernel.reshape(*spatial, cin * mult)
+    return np.moveaxis(flat, -1, 0)[:, None].copy()
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared pieces: the padding, the constructor arguments, the forward line
+
+
+def _tuple(values) -> str:
+    """A torch size argument: ``3`` for one spatial dim, ``(3, 2)`` for two."""
+    values = tuple(int(v) for v in values)
+    return str(values[0]) if len(values) == 1 else str(values)
+
+
+def _spatial(ctx: Ctx) -> tuple:
+    return tuple(ctx.shape[:-1])
+
+
+def _padding_kind(ctx: Ctx, allowed=("valid", "same")) -> str:
+    padding = ctx.layer.padding
+    if not isinstance(padding, str) or padding.lower() not in allowed:
+        raise ctx.fail(f"padding {padding!r} (only {', '.join(repr(a) for a in allowed)})")
+    return padding.lower()
+
+
+def conv_pads(ctx: Ctx, padding: str, kernel, strides, dilation) -> list[tuple[int, int]]:
+    """(before, after) for each spatial dim, as Keras pads for ``padding``."""
+    if padding == "valid":
+        return [(0, 0)] * len(kernel)
+    if padding == "causal":   # Conv1D: (k - 1)·d on the left, nothing on the right
+        return [((kernel[0] - 1) * dilation[0], 0)]
+    pads = []
+    for size, k, s, d in zip(_spatial(ctx), kernel, strides, dilation):
+        if size < 0 and s != 1:
+            raise ctx.fail("padding 'same' with a stride on an input of unknown size (the padding depends on it)")
+        pads.append(same_pads(size if size >= 0 else 1, k, s, d))   # at stride 1: k_eff − 1 in all
+    return pads
+
+
+def fpad_tuple(pads: list[tuple[int, int]]) -> tuple:
+    """F.pad's argument for channels-first spatial pads: the last dim first."""
+    return tuple(p for before_after in reversed(pads) for p in before_after)
+
+
+def split_padding(pads):
+    """(the symmetric padding torch's conv can take, or None; the F.pad tuple, or None)."""
+    if not any(b or a for b, a in pads):
+        return None, None
+    if all(b == a for b, a in pads):
+        return _tuple(b for b, _ in pads), None
+    return None, fpad_tuple(pads)
+
+
+def padding_note(ctx: Ctx, padding: str) -> list[str]:
+    if padding == "causal":
+        return [f"{ctx.layer.name}: 'causal' padding, (kernel − 1)·dilation zeros on the left only, as an explicit F.pad"]
+    return [f"{ctx.layer.name}: 'same' padding with the odd pixel at the end (bottom/right), as Keras pads "
+            "(torch's padding is symmetric), as an explicit F.pad"]
+
+
+def conv_args(cin, cout, kernel, strides, dilation, groups, padding, bias) -> list[str]:
+    args = [str(cin), str(cout), _tuple(kernel)]
+    if any(s != 1 for s in strides):
+        args.append(f"stride={_tuple(strides)}")
+    if padding is not None:
+        args.append(f"padding={padding}")
+    if any(d != 1 for d in dilation):
+        args.append(f"dilation={_tuple(dilation)}")
+    if groups != 1:
+        args.append(f"groups={groups}")
+    if not bias:
+        args.append("bias=False")
+    return args
+
+
+def _padded(expr: str, fpad) -> str:
+    return expr if fpad is None else f"F.pad({expr}, {fpad})"
+
+
+def _commented(lines: list[str], why: str) -> list[str]:
+    """``lines`` with ``# why`` after the first (the one that holds the layer's call)."""
+    return [lines[0] + f"  # {why}", *lines[1:]] if why else lines
+
+
+def _pad_why(padding: str, fpad) -> str:
+    if fpad is None:
+        return ""
+    return "causal: zeros on the left only" if padding == "causal" else "TF 'same': the odd pixel at the end"
+
+
+def _regs(ctx: Ctx, pairs) -> list:
+    out = []
+    for reg_attr, key, weight in pairs:
+        out += penalties(ctx, reg_attr, key, weight)
+    return out
+
+
+def _common_checks(ctx: Ctx) -> None:
     check_channels_last(ctx)
-    if layer.padding not in ("valid", "same"):
-        raise ctx.fail(f"padding {layer.padding!r} (only 'valid' or 'same')")
-    h, w, c = ctx.shape
-    (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
-    pads = (0, 0, 0, 0)
-    if layer.padding == "same":
-        (top, bottom), (left, right) = same_pads(h, kh, sh, dh), same_pads(w, kw, sw, dw)
-        pads = (left, right, top, bottom)
-    args = [str(c), str(layer.filters), f"({kh}, {kw})"]
-    if (sh, sw) != (1, 1):
-        args.append(f"stride=({sh}, {sw})")
-    if (dh, dw) != (1, 1):
-        args.append(f"dilation=({dh}, {dw})")
-    if layer.groups != 1:
-        args.append(f"groups={layer.groups}")
+    check_no_lora(ctx)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conv1D, Conv2D
+
+
+@register(kl.Conv1D, kl.Conv2D, layout="cf")
+def conv(ctx: Ctx) -> Port:
+    layer, attr = ctx.layer, ctx.attr
+    _common_checks(ctx)
+    rank = len(layer.kernel_size)
+    padding = _padding_kind(ctx, ("valid", "same", "causal") if rank == 1 else ("valid", "same"))
+    kernel, strides, dilation = tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate)
+    pads = conv_pads(ctx, padding, kernel, strides, dilation)
+    sym, fpad = split_padding(pads)
+    if padding == "causal":
+        sym, fpad = None, fpad_tuple(pads)   # written out: causal is what the reader must see
+    nn_conv = f"nn.Conv{rank}d"
+    args = conv_args(ctx.shape[-1], layer.filters, kernel, strides, dilation, layer.groups, sym, layer.use_bias)
+    act = activations.name_of(ctx, layer.activation)
+    regs = _regs(ctx, [("kernel_regularizer", f"{attr}.weight", "kernel")]
+                 + ([("bias_regularizer", f"{attr}.bias", "bias")] if layer.use_bias else []))
+    lines = activations.apply(ctx, act, f"self.{attr}({_padded('{x}', fpad)})", dim=1)
+    return Port(ctx.out_shape, _commented(lines, _pad_why(padding, fpad)),
+                modules={attr: f"{nn_conv}({', '.join(args)})"}, state=conv_state(ctx, attr, layer.use_bias),
+                penalties=regs, notes=padding_note(ctx, padding) if fpad is not None else [])
+
+
+# ---------------------------------------------------------------------------------------------
+# DepthwiseConv1D/2D, SeparableConv1D/2D
+
+
+def _depthwise_module(ctx: Ctx, cin: int, mult: int, pads_sym, bias: bool) -> str:
+    layer = ctx.layer
+    rank = len(layer.kernel_size)
+    args = conv_args(cin, cin * mult, layer.kernel_size, layer.strides, layer.dilation_rate, cin, pads_sym, bias)
+    return f"nn.Conv{rank}d({', '.join(args)})"
+
+
+@register(kl.DepthwiseConv1D, kl.DepthwiseConv2D, layout="cf")
+def depthwise_conv(ctx: Ctx) -> Port:
+    layer, attr = ctx.layer, ctx.attr
+    _common_checks(ctx)
+    padding = _padding_kind(ctx)
+    cin, mult = ctx.shape[-1], layer.depth_multiplier
+    pads = conv_pads(ctx, padding, tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate))
+    sym, fpad = split_padding(pads)
+
+    def read():
+        state = {f"{attr}.weight": depthwise_weight(ctx.weight("kernel"))}
+        if layer.use_bias:
+            state[f"{attr}.bias"] = ctx.weight("bias")
+        return state
+
+    act = activations.name_of(ctx, layer.activation)
+    regs = _regs(ctx, [("depthwise_regularizer", f"{attr}.weight", "kernel")]
+                 + ([("bias_regularizer", f"{attr}.bias", "bias")] if layer.use_bias else []))
+    notes = [f"{layer.name}: depthwise kernel (*k, in, multiplier) as a grouped conv (groups=in), "
+             "output channel c·multiplier + m as TensorFlow orders it"]
+    notes += padding_note(ctx, padding) if fpad is not None else []
+    lines = activations.apply(ctx, act, f"self.{attr}({_padded('{x}', fpad)})", dim=1)
+    return Port(ctx.out_shape, _commented(lines, _pad_why(padding, fpad)),
+                modules={attr: _depthwise_module(ctx, cin, mult, sym, layer.use_bias)}, state=read,
+                penalties=regs, notes=notes)
+
+
+@register(kl.SeparableConv1D, kl.SeparableConv2D, layout="cf")
+def separable_conv(ctx: Ctx) -> Port:
+    # Two submodules, not one nn.Sequential: their state-dict keys then say which Keras weight
+    # they hold ("sep_depthwise.weight" is Keras's depthwise_kernel), and an uneven 'same' F.pad
+    # goes before the depthwise conv alone.
+    layer, attr = ctx.layer, ctx.attr
+    _common_checks(ctx)
+    padding = _padding_kind(ctx)
+    rank = len(layer.kernel_size)
+    cin, mult = ctx.shape[-1], layer.depth_multiplier
+    pads = conv_pads(ctx, padding, tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate))
+    sym, fpad = split_padding(pads)
+    dw, pw = f"{attr}_depthwise", f"{attr}_pointwise"
+    pointwise = conv_args(cin * mult, layer.filters, (1,) * rank, (1,) * rank, (1,) * rank, 1, None, layer.use_bias)
+
+    def read():
+        k = ctx.weight("pointwise_kernel")   # (*1, in·mult, out)
+        state = {f"{dw}.weight": depthwise_weight(ctx.weight("depthwise_kernel")),
+                 f"{pw}.weight": k.transpose(rank + 1, rank, *range(rank)).copy()}
+        if layer.use_bias:
+            state[f"{pw}.bias"] = ctx.weight("bias")
+        return state
+
+    act = activations.name_of(ctx, layer.activation)
+    regs = _regs(ctx, [("depthwise_regularizer", f"{dw}.weight", "depthwise_kernel"),
+                       ("pointwise_regularizer", f"{pw}.weight", "pointwise_kernel")]
+                 + ([("bias_regularizer", f"{pw}.bias", "bias")] if layer.use_bias else []))
+    notes = [f"{layer.name}: SeparableConv as a depthwise conv (groups=in, no bias) then a 1x1 pointwise conv "
+             "that holds Keras's bias"]
+    notes += padding_note(ctx, padding) if fpad is not None else []
+    lines = activations.apply(ctx, act, f"self.{pw}(self.{dw}({_padded('{x}', fpad)}))", dim=1)
+    return Port(ctx.out_shape, _commented(lines, _pad_why(padding, fpad)),
+                modules={dw: _depthwise_module(ctx, cin, mult, sym, False),
+                         pw: f"nn.Conv{rank}d({', '.join(pointwise)})"},
+                state=read, penalties=regs, notes=notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conv1DTranspose, Conv2DTranspose
+
+
+def transpose_geometry(ctx: Ctx, size: int, out: int, k: int, s: int, d: int, padding: str):
+    """(torch padding, torch output_padding, crop at the end) that give Keras's output exactly.
+
+    TensorFlow's transposed conv is the gradient of a conv from ``out`` pixels to ``size``: of the
+    full result, (size − 1)·s + k_eff pixels long, it keeps ``out`` pixels from ``before``, the
+    forward conv's left padding (total // 2 for 'same', 0 for 'valid'), with zeros (then the bias)
+    past its end. torch keeps from ``padding`` to full − padding + output_padding."""
+    k_eff = (k - 1) * d + 1
+    full = (size - 1) * s + k_eff
+    if padding == "same":
+        forward_out = -(-out // s)
+        if forward_out != size:
+            # Keras builds such a layer, but TensorFlow's own call fails on it.
+            raise ctx.fail(f"output_padding {ctx.layer.output_padding}: an axis of {size} pixels becomes {out}, "
+                           f"which a 'same' conv maps back to {forward_out}, not {size} (TensorFlow refuses it too)")
+        before = max((size - 1) * s + k_eff - out, 0) // 2
+    else:
+        before = 0
+    extra = out + 2 * before - full   # what torch must add at the end (output_padding), or crop if < 0
+    if extra >= max(s, d):
+        raise ctx.fail(f"output size {out} needs output_padding {extra} >= stride {s} in torch")
+    return before, max(extra, 0), max(-extra, 0)
+
+
+@register(kl.Conv1DTranspose, kl.Conv2DTranspose, layout="cf")
+def conv_transpose(ctx: Ctx) -> Port:
+    layer, attr = ctx.layer, ctx.attr
+    _common_checks(ctx)
+    padding = _padding_kind(ctx)
+    rank = len(layer.kernel_size)
+    kernel, strides, dilation = tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate)
+    sizes, outs = _spatial(ctx), tuple(ctx.out_shape[:-1])
+    if any(v < 0 for v in sizes + outs):
+        raise ctx.fail("an input of unknown spatial size (the output size depends on it)")
+    geometry = [transpose_geometry(ctx, *args, padding) for args in zip(sizes, outs, kernel, strides, dilation)]
+    args = [str(ctx.shape[-1]), str(layer.filters), _tuple(kernel)]
+    if any(s != 1 for s in strides):
+        args.append(f"stride={_tuple(strides)}")
+    if any(g[0] for g in geometry):
+        args.append(f"padding={_tuple(g[0] for g in geometry)}")
+    if any(g[1] for g in geometry):
+        args.append(f"output_padding={_tuple(g[1] for g in geometry)}")
+    if any(d != 1 for d in dilation):
+        args.append(f"dilation={_tuple(dilation)}")
     if not layer.use_bias:
         args.append("bias=False")
-    notes = []
-    inner = "{x}"
-    if pads[0] == pads[1] and pads[2] == pads[3]:
-        if any(pads):
-            args.append(f"padding=({pads[2]}, {pads[0]})")
-    else:
-        inner = f"F.pad({{x}}, {pads})"
-        notes.append(f"{layer.name}: 'same' padding with the odd pixel at the bottom/right, as Keras pads "
-                     "(torch's padding is symmetric), as an explicit F.pad")
+    expr = f"self.{attr}({{x}})"
+    notes, why = [], ""
+    if any(g[2] for g in geometry):
+        why = "TF 'same': the odd pixel is cropped at the end"
+        # TF's 'same' drops the odd pixel at the end; torch's padding crops both ends evenly.
+        index = ", ".join(f":{o}" for o in outs)
+        expr = f"{expr}[..., {index}]"
+        notes.append(f"{layer.name}: 'same' transposed conv keeps TensorFlow's {'x'.join(map(str, outs))} output "
+                     "(the odd pixel cropped at the end, torch's padding crops evenly), as a slice")
     act = activations.name_of(ctx, layer.activation)
-    regs = penalties(ctx, "kernel_regularizer", f"{attr}.weight", "kernel")
-    if layer.use_bias:
-        regs += penalties(ctx, "bias_regularizer", f"{attr}.bias", "bias")
-    return Port(ctx.out_shape, activations.apply(ctx, act, f"self.{attr}({inner})", dim=1),
-                modules={attr: f"nn.Conv2d({', '.join(args)})"}, state=conv_state(ctx, attr, layer.use_bias),
-                penalties=regs, notes=notes)
+    regs = _regs(ctx, [("kernel_regularizer", f"{attr}.weight", "kernel")]
+                 + ([("bias_regularizer", f"{attr}.bias", "bias")] if layer.use_bias else []))
+    return Port(ctx.out_shape, _commented(activations.apply(ctx, act, expr, dim=1), why),
+                modules={attr: f"nn.ConvTranspose{rank}d({', '.join(args)})"},
+                state=conv_state(ctx, attr, layer.use_bias), penalties=regs, notes=notes)

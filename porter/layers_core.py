@@ -52,6 +52,8 @@ def relu(ctx: Ctx) -> Port:
 @register(kl.Softmax, layout="any")
 def softmax(ctx: Ctx) -> Port:
     axis = ctx.layer.axis
+    if len(ctx.shapes) > 1:   # softmax(x, mask=m): the masked entries get probability 0 in Keras
+        raise ctx.fail("a mask (a masked softmax is not carried)")
     if not isinstance(axis, int):
         raise ctx.fail(f"Softmax over axes {axis} (only one axis)")
     return Port(ctx.out_shape, activations.apply(ctx, "softmax", "{x}", dim=ctx.dim(axis)))
