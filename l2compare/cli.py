@@ -1,4 +1,5 @@
-"""The ``l2compare`` command: run experiments, rebuild reports, compare a configuration of your own.
+"""The ``l2compare`` command: run experiments, rebuild reports, compare a configuration of your own,
+port a .keras file of your own to PyTorch and verify that its port trains like it.
 
 User mistakes (an unknown model, recipe or data set, a negative λ, zero epochs...)
 end with one line on stderr and exit code 2, never a traceback.
@@ -20,6 +21,7 @@ from engine import experiments
 from l2compare import __version__
 
 EXIT_USAGE = 2
+VERIFY_OPTIMIZERS = ("adam", "sgd", "momentum", "adamw")  # porter.verify.OPTIMIZERS (that module imports frameworks)
 
 
 class UsageError(Exception):
@@ -117,6 +119,26 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--dtype", choices=DTYPES, default="float32")
     compare.add_argument("--batch-size", type=_positive_int, default=32)
     common(compare, seeds_default="1")
+
+    port = sub.add_parser("port", help="write the PyTorch port of a .keras model: a standalone .py file and its "
+                                       "weights")
+    port.add_argument("model", type=Path, metavar="MODEL.keras")
+    port.add_argument("-o", "--out", type=Path, default=None,
+                      help="the .py file to write (default: <model>_torch.py in the current folder)")
+
+    verify = sub.add_parser("verify", help="train a .keras model and its PyTorch port side by side: a verdict per "
+                                           "dtype and torch recipe")
+    verify.add_argument("model", type=Path, metavar="MODEL.keras")
+    verify.add_argument("--data", default=None, metavar="npz:PATH",
+                        help="arrays x and y (default: random data shaped like the model's input)")
+    verify.add_argument("--optimizer", choices=VERIFY_OPTIMIZERS, default="adam",
+                        help="with Keras's defaults (default: adam)")
+    verify.add_argument("--steps", type=_positive_int, default=20)
+    verify.add_argument("--batch-size", type=_positive_int, default=8)
+    verify.add_argument("--report", type=Path, default=None,
+                        help="the Markdown report (default: verify_<model>.md in the current folder)")
+    verify.add_argument("--records", type=Path, default=None, help="append each record to this JSON-lines file")
+    verify.add_argument("--threads", type=_positive_int, default=1, help="threads per framework (same for both)")
     return parser
 
 
@@ -235,7 +257,131 @@ def cmd_compare(args) -> int:
     return pipeline.compare(specs, args.out, threads=args.threads, force=args.force, progress=not args.no_progress)
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "compare": cmd_compare, "bench": cmd_bench}
+def _frameworks(threads: int = 1) -> None:
+    """Set this process's environment, then fix both frameworks' threads: port and verify run them here."""
+    from core import environment
+
+    environment.configure(threads)
+    from keras_impl.seeding import set_threads as keras_threads
+    from torch_impl.seeding import set_threads as torch_threads
+
+    keras_threads(threads)
+    torch_threads(threads)
+
+
+def _model_file(path: Path) -> Path:
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    return path
+
+
+def _writable_file(path: Path, what: str) -> None:
+    """``path`` can be written (its folder exists, it is not a folder): checked before any work."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path}: is a folder")
+    if not path.parent.is_dir():
+        raise UsageError(f"{what} {path}: folder {path.parent} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp.write-check."):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot write there ({exc.strerror or type(exc).__name__})") from None
+
+
+def cmd_port(args) -> int:
+    import os
+
+    model_path = _model_file(args.model)
+    out = args.out if args.out is not None else Path(f"{model_path.stem}_torch.py")
+    if out.suffix != ".py":
+        raise UsageError(f"-o {out}: the port is a Python file; name it <something>.py")
+    _writable_file(out, "-o")
+    _frameworks()
+    from porter import PortError, codegen, modelfile, write
+
+    try:
+        model = modelfile.load(model_path)
+        generated = codegen.generate(model)   # a refusal ends here, before anything is written
+    except PortError as exc:
+        raise UsageError(str(exc)) from None
+    # Written to a temporary folder beside the target, then moved: no half-written port is left behind.
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".tmp.port.") as tmp:
+        written = write(model, Path(tmp) / out.name)
+        targets = [out.parent / p.name for p in written]
+        for path, target in zip(written, targets):
+            os.replace(path, target)
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    regularized = sorted({p.key for p in generated.penalties})
+    terms = ", ".join(f"{p.kind.upper()} {p.keras} λ={p.lam:g}" for p in generated.penalties)
+    for path in targets:
+        print(f"wrote {path}")
+    kinds = ", ".join(sorted({type(layer).__name__ for layer in layers}))
+    print(f"ported {model.name!r}: {len(layers)} layers ({kinds}); "
+          f"{len(regularized)} regularized tensors" + (f" ({terms})" if terms else ""))
+    return 0
+
+
+def _verify_data(text: str | None):
+    """--data npz:PATH -> (x, y), or None; checked before any framework starts."""
+    if text is None:
+        return None
+    if not text.startswith("npz:") or len(text) == 4:
+        raise UsageError(f"--data takes npz:PATH (a .npz file with arrays x and y), got {text!r}")
+    import numpy as np
+
+    path = Path(text[4:])
+    if not path.is_file():
+        raise UsageError(f"--data {path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            missing = [k for k in ("x", "y") if k not in arrays.files]
+            if missing:
+                has = ", ".join(arrays.files) or "none"
+                raise UsageError(f"--data {path}: no array {' or '.join(missing)} (has: {has})")
+            return arrays["x"], arrays["y"]
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - not an npz, or a corrupt one: one line
+        raise UsageError(f"--data {path}: not a readable .npz file ({type(exc).__name__})") from None
+
+
+def cmd_verify(args) -> int:
+    import json
+
+    model_path = _model_file(args.model)
+    data = _verify_data(args.data)
+    report = args.report if args.report is not None else Path(f"verify_{model_path.stem}.md")
+    _writable_file(report, "--report")
+    if args.records is not None:
+        _writable_file(args.records, "--records")
+    _frameworks(args.threads)
+    from porter import PortError, modelfile
+    from porter.verify import VerifyError, verify
+    from reports import verify_report
+
+    try:
+        model = modelfile.load(model_path)
+        start = time.perf_counter()
+        records = verify(model, data=data, optimizer=args.optimizer, steps=args.steps, batch_size=args.batch_size)
+    except (PortError, VerifyError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{model.name!r}: {records[0]['steps']} steps of batch {args.batch_size}, {args.optimizer}, "
+          f"{records[0]['data']} data, in {time.perf_counter() - start:.1f} s")
+    print(verify_report.text_table(records))
+    for note in dict.fromkeys(n for r in records for n in r["notes"]):
+        print(f"note: {note}")
+    verify_report.write(records, report, model_file=str(model_path))
+    print(f"wrote {report.resolve()}")
+    if args.records is not None:
+        with open(args.records, "a") as f:
+            for record in records:
+                f.write(json.dumps(record) + "\n")
+        print(f"appended {len(records)} records to {args.records}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "compare": cmd_compare, "bench": cmd_bench,
+            "port": cmd_port, "verify": cmd_verify}
 
 if __name__ == "__main__":
     sys.exit(main())

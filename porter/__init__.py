@@ -1,5 +1,16 @@
-"""Floor 2: the porter. A Keras model with its regularizers -> the same model in torch, as source code."""
-from porter.convert import copy_weights, keras_to_torch, load_source, write
-from porter.errors import PortError
+"""Floor 2: the porter. A Keras model with its regularizers -> the same model in torch, as source code.
 
-__all__ = ["PortError", "copy_weights", "keras_to_torch", "load_source", "write"]
+The names below load on first use: ``porter.modelfile``'s cheap checks of a file (missing, not a
+Keras archive) need neither framework, so a bad path fails in a moment, not after both load.
+"""
+import importlib
+
+_EXPORTS = {"PortError": "porter.errors", "copy_weights": "porter.convert", "keras_to_torch": "porter.convert",
+            "load_source": "porter.convert", "write": "porter.convert"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'porter' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

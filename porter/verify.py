@@ -22,10 +22,19 @@ the record says so. The user's model is never changed.
 Verdicts. float64: the largest |Δw| over every step and tensor, as ``parity.runner``'s
 ``trajectory_verdict``: "exact" at or below 1e-12, "close" at or below 1e-3, else "wrong".
 float32: two float32 trajectories part by rounding, so torch is also trained a second time from
-the same weights moved by one ulp (``np.nextafter``), and the difference of those two torch runs
-is torch's own envelope. "exact" when, at every step, the cross-framework difference (max over
-tensors) is at most twice the envelope's running maximum (max over tensors and the steps so far);
-otherwise "close" when the largest difference is at most 1e-3, else "wrong".
+the same weights moved by one ulp (``np.nextafter``), in lockstep; the difference of those two
+torch runs is torch's own envelope. Rule: "exact" when, at every step, the cross-framework
+difference (max over tensors) is at most ENVELOPE_FACTOR (8) times the envelope's running maximum
+(max over tensors and the steps so far); otherwise "close" when the largest difference is at most
+1e-3, else "wrong". Why 8 and not 2: BatchNormalization's batch statistics are computed differently
+by the two frameworks, a few ulps apart, while the envelope starts from one ulp; exact recipes on a
+Conv2D→BatchNormalization model measured up to 3.1× the envelope over 20 steps, stock Adam 50× to
+800×, and λ off by 1% 300× or more.
+
+Tensors driven by rounding (``rounding_driven``): a parameter whose float64 gradient is zero up to
+rounding (a bias followed by BatchNormalization) is moved by Adam in lr-sized steps of pure rounding
+noise, differently by every implementation, and so is a buffer it feeds (that BatchNormalization's
+moving mean). They are left out of both verdicts and named in the record with their differences.
 
 This module imports both frameworks; the CLI imports it only inside ``l2compare verify``.
 """
@@ -59,7 +68,7 @@ HYPERPARAMETERS = {
 # that they agree).
 EXACT_FLOAT64 = 1e-12
 CLOSE = 1e-3
-ENVELOPE_FACTOR = 2.0
+ENVELOPE_FACTOR = 8.0   # see the module docstring
 NOISE = 1e-12   # a float64 gradient this small relative to the largest is zero up to rounding
 
 # Layers whose training-mode output is random: the parameter that turns the randomness off.
@@ -93,10 +102,10 @@ def verify(keras_model, *, data=None, optimizer: str = "adam", steps: int = 20, 
     input; a softmax model is trained with (sparse) categorical crossentropy, any other with MSE.
     """
     _check_arguments(optimizer, steps, batch_size, dtypes)
+    generate(keras_model)   # a model the porter refuses is refused here, before any training
     if len(keras_model.outputs) != 1:
         raise VerifyError(f"model {keras_model.name!r} has {len(keras_model.outputs)} outputs; verify compares "
                           "single-output models")
-    generate(keras_model)   # a model the porter refuses is refused here, before any training
     records, task, left_out = [], None, None
     for dtype in dtypes:
         torch.manual_seed(seed)
@@ -255,6 +264,7 @@ def make_task(model, returns_logits: bool, data, steps: int, batch_size: int, se
             raise VerifyError(f"data {name} has shape {a.shape}; the model {model.name!r} takes {_shape_text(shape)}")
         if a.dtype.kind not in "fiub":
             raise VerifyError(f"data x has dtype {a.dtype}; expected numbers")
+    x = [_as_input(a, t, model) for a, t in zip(x, model.inputs)]
     n = len(x[0])
     if any(len(a) != n for a in x) or len(y) != n:
         raise VerifyError(f"data x has {n} samples and y has {len(y)}; they must match")
@@ -267,6 +277,16 @@ def make_task(model, returns_logits: bool, data, steps: int, batch_size: int, se
     out_shape = _output_shape(model, x)
     y, loss = _check_targets(model, y, out_shape, returns_logits)
     return Task(x, y, loss, "given", notes)
+
+
+def _as_input(a: np.ndarray, tensor, model) -> np.ndarray:
+    """The caller's array in the input's kind: floats (cast to each dtype later), or the input's integers."""
+    dtype = keras.backend.standardize_dtype(tensor.dtype)
+    if "float" in dtype:
+        return a.astype(np.float64)
+    if a.dtype.kind == "f" and not np.array_equal(a, np.round(a)):
+        raise VerifyError(f"data x holds fractions; the model {model.name!r} takes {dtype} input")
+    return a.astype(dtype)
 
 
 def _random_input(model, tensor, n: int, rng) -> np.ndarray:
@@ -292,8 +312,8 @@ def _check_targets(model, y: np.ndarray, out_shape: tuple, returns_logits: bool)
             raise VerifyError(f"data y has shape {y.shape}; the model {model.name!r} outputs {want} (MSE targets)")
         return y.astype(np.float64), "mean_squared_error"
     classes = out_shape[-1]
-    if tuple(y.shape[1:]) == out_shape and y.dtype.kind == "f":   # one-hot or class probabilities
-        return y, "categorical_crossentropy"
+    if tuple(y.shape[1:]) == out_shape and classes > 1:   # one-hot rows or class probabilities
+        return y.astype(np.float64), "categorical_crossentropy"
     labels = y[..., 0] if y.ndim == len(out_shape) + 1 and y.shape[-1] == 1 and len(out_shape) >= 1 else y
     if tuple(labels.shape[1:]) != out_shape[:-1] or labels.dtype.kind not in "fiu":
         raise VerifyError(f"data y has shape {y.shape}; the model {model.name!r} outputs {want} (a softmax): "
@@ -540,9 +560,8 @@ def _record(original, clone, dtype, optimizer, recipe, batch_size, task, clone_n
     notes = list(clone_notes) + list(task.notes)
     left = [k for k in keys if k in left_out and len(judged) < len(keys)]
     if left:
-        diffs = cross.max(axis=0, initial=0.0)
-        notes.append("left out of the verdict, values driven by rounding: " + "; ".join(
-            f"{k} ({left_out[k]}; |Δ| {diffs[keys.index(k)]:.1e})" for k in left))
+        notes.append("left out of the verdict, values driven by rounding: "
+                     + "; ".join(f"{k} ({left_out[k]})" for k in left))
     if recipe == "stock" and optimizer in ("adam", "adamw"):
         notes.append("stock torch Adam adds ε inside the bias correction (Keras: outside)")
     if recipe == "stock" and optimizer == "momentum":
@@ -557,13 +576,14 @@ def _record(original, clone, dtype, optimizer, recipe, batch_size, task, clone_n
         "batch_size": batch_size, "loss": task.loss, "data": task.source, "seed": seed,
         "regularized": n_penalties,
         "verdict": verdict, "max_dw": worst,
-        "worst_tensor": keys[judged[col]] if keys else None, "worst_step": step + 1,
+        "worst_tensor": keys[judged[col]] if judged else None, "worst_step": step + 1,
         "max_dw_per_step": [float(v) for v in per_step],
         "envelope_max": float(env_steps.max(initial=0.0)),
         "envelope_per_step": [float(v) for v in env_steps],
-        "left_out": left, "max_dw_all": all_worst, "worst_tensor_all": keys[all_col] if keys else None,
+        "left_out": left, "left_out_max_dw": _worst(cross[:, [keys.index(k) for k in left]])[2] if left else None,
+        "max_dw_all": all_worst, "worst_tensor_all": keys[all_col] if keys else None,
         "loss_diff": loss_diff,
-        "rule": RULES[dtype],
+        "rule": RULES[dtype], "left_out_rule": LEFT_OUT_RULE if left else None,
         "keras_version": keras.__version__, "backend": keras.backend.backend(), "torch_version": torch.__version__,
         "notes": notes,
     }
@@ -574,5 +594,6 @@ RULES = {
     "float32": f"float32: exact when every step's max |Δw| ≤ {ENVELOPE_FACTOR:g}× the running max of torch's own "
                f"envelope (two torch runs one ulp apart at the start); else max ≤ {CLOSE:g} close, else wrong",
 }
-LEFT_OUT_RULE = ("tensors whose float64 gradient is zero up to rounding (≤ 1e-12 of the largest), and buffers "
-                 "they feed, follow rounding noise under Adam: left out of both verdicts and named")
+LEFT_OUT_RULE = ("tensors whose float64 gradient is zero up to rounding (≤ 1e-12 of the largest), and the buffers "
+                 "they feed, follow rounding noise (Adam scales it to lr-sized steps): left out of both verdicts, "
+                 "named, their differences shown apart")
