@@ -109,7 +109,8 @@ def split_padding(pads):
 
 def padding_note(ctx: Ctx, padding: str) -> list[str]:
     if padding == "causal":
-        return [f"{ctx.layer.name}: 'causal' padding, (kernel − 1)·dilation zeros on the left only, as an explicit F.pad"]
+        return [f"{ctx.layer.name}: 'causal' padding, (kernel − 1)·dilation zeros on the left only, "
+                "as an explicit F.pad"]
     return [f"{ctx.layer.name}: 'same' padding with the odd pixel at the end (bottom/right), as Keras pads "
             "(torch's padding is symmetric), as an explicit F.pad"]
 
@@ -168,9 +169,7 @@ def conv(ctx: Ctx) -> Port:
     padding = _padding_kind(ctx, ("valid", "same", "causal") if rank == 1 else ("valid", "same"))
     kernel, strides, dilation = tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate)
     pads = conv_pads(ctx, padding, kernel, strides, dilation)
-    sym, fpad = split_padding(pads)
-    if padding == "causal":
-        sym, fpad = None, fpad_tuple(pads)   # written out: causal is what the reader must see
+    sym, fpad = split_padding(pads)   # causal (p, 0) is never symmetric: always an F.pad
     nn_conv = f"nn.Conv{rank}d"
     args = conv_args(ctx.shape[-1], layer.filters, kernel, strides, dilation, layer.groups, sym, layer.use_bias)
     act = activations.name_of(ctx, layer.activation)
@@ -211,13 +210,11 @@ def depthwise_conv(ctx: Ctx) -> Port:
     act = activations.name_of(ctx, layer.activation)
     regs = _regs(ctx, [("depthwise_regularizer", f"{attr}.weight", "kernel")]
                  + ([("bias_regularizer", f"{attr}.bias", "bias")] if layer.use_bias else []))
-    notes = [f"{layer.name}: depthwise kernel (*k, in, multiplier) as a grouped conv (groups=in), "
-             "output channel c·multiplier + m as TensorFlow orders it"]
-    notes += padding_note(ctx, padding) if fpad is not None else []
+    # A grouped conv with groups=in (weight layout: depthwise_weight). No note: nothing to carry.
     lines = activations.apply(ctx, act, f"self.{attr}({_padded('{x}', fpad)})", dim=1)
     return Port(ctx.out_shape, _commented(lines, _pad_why(padding, fpad)),
                 modules={attr: _depthwise_module(ctx, cin, mult, sym, layer.use_bias)}, state=read,
-                penalties=regs, notes=notes)
+                penalties=regs, notes=padding_note(ctx, padding) if fpad is not None else [])
 
 
 @register(kl.SeparableConv1D, kl.SeparableConv2D, layout="cf")
@@ -261,14 +258,26 @@ def separable_conv(ctx: Ctx) -> Port:
 # Conv1DTranspose, Conv2DTranspose
 
 
-def transpose_geometry(ctx: Ctx, size: int, out: int, k: int, s: int, d: int, padding: str):
-    """(torch padding, torch output_padding, crop at the end) that give Keras's output exactly.
+def transpose_out(size: int, k_eff: int, s: int, output_padding, padding: str) -> int:
+    """Keras's output size of a transposed conv (backend_utils._get_output_shape_given_tf_padding)."""
+    if padding == "valid":
+        extra = max(k_eff, s) - k_eff if output_padding is None else output_padding
+        return (size - 1) * s + k_eff + extra
+    return size * s if output_padding is None else (size - 1) * s + k_eff % 2 + output_padding
+
+
+def transpose_geometry(ctx: Ctx, size: int, k: int, s: int, d: int, output_padding, padding: str):
+    """(torch padding, torch output_padding, pixels to crop at the end) that give Keras's output.
 
     TensorFlow's transposed conv is the gradient of a conv from ``out`` pixels to ``size``: of the
     full result, (size − 1)·s + k_eff pixels long, it keeps ``out`` pixels from ``before``, the
     forward conv's left padding (total // 2 for 'same', 0 for 'valid'), with zeros (then the bias)
-    past its end. torch keeps from ``padding`` to full − padding + output_padding."""
+    past its end. torch keeps from ``padding`` to full − padding + output_padding. None of the
+    three depends on ``size`` (each is a function of k_eff, s and output_padding): an axis of
+    unknown size is worked out at a stand-in size."""
+    size = size if size > 0 else 8
     k_eff = (k - 1) * d + 1
+    out = transpose_out(size, k_eff, s, output_padding, padding)
     full = (size - 1) * s + k_eff
     if padding == "same":
         forward_out = -(-out // s)
@@ -280,7 +289,7 @@ def transpose_geometry(ctx: Ctx, size: int, out: int, k: int, s: int, d: int, pa
     else:
         before = 0
     extra = out + 2 * before - full   # what torch must add at the end (output_padding), or crop if < 0
-    if extra >= max(s, d):
+    if extra >= max(s, d):   # not reached: Keras's output_padding < stride keeps it below
         raise ctx.fail(f"output size {out} needs output_padding {extra} >= stride {s} in torch")
     return before, max(extra, 0), max(-extra, 0)
 
@@ -292,10 +301,9 @@ def conv_transpose(ctx: Ctx) -> Port:
     padding = _padding_kind(ctx)
     rank = len(layer.kernel_size)
     kernel, strides, dilation = tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate)
-    sizes, outs = _spatial(ctx), tuple(ctx.out_shape[:-1])
-    if any(v < 0 for v in sizes + outs):
-        raise ctx.fail("an input of unknown spatial size (the output size depends on it)")
-    geometry = [transpose_geometry(ctx, *args, padding) for args in zip(sizes, outs, kernel, strides, dilation)]
+    output_padding = layer.output_padding or (None,) * rank
+    geometry = [transpose_geometry(ctx, *args, padding)
+                for args in zip(_spatial(ctx), kernel, strides, dilation, output_padding)]
     args = [str(ctx.shape[-1]), str(layer.filters), _tuple(kernel)]
     if any(s != 1 for s in strides):
         args.append(f"stride={_tuple(strides)}")
@@ -310,12 +318,11 @@ def conv_transpose(ctx: Ctx) -> Port:
     expr = f"self.{attr}({{x}})"
     notes, why = [], ""
     if any(g[2] for g in geometry):
-        why = "TF 'same': the odd pixel is cropped at the end"
         # TF's 'same' drops the odd pixel at the end; torch's padding crops both ends evenly.
-        index = ", ".join(f":{o}" for o in outs)
-        expr = f"{expr}[..., {index}]"
-        notes.append(f"{layer.name}: 'same' transposed conv keeps TensorFlow's {'x'.join(map(str, outs))} output "
-                     "(the odd pixel cropped at the end, torch's padding crops evenly), as a slice")
+        why = "TF 'same': the odd pixel is cropped at the end"
+        expr = f"{expr}[..., {', '.join(f':-{g[2]}' if g[2] else ':' for g in geometry)}]"
+        notes.append(f"{layer.name}: 'same' transposed conv cropped as TensorFlow crops it (the odd pixel at the "
+                     "end; torch's padding crops both ends evenly), as a slice")
     act = activations.name_of(ctx, layer.activation)
     regs = _regs(ctx, [("kernel_regularizer", f"{attr}.weight", "kernel")]
                  + ([("bias_regularizer", f"{attr}.bias", "bias")] if layer.use_bias else []))

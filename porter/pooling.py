@@ -51,7 +51,8 @@ def pool(ctx: Ctx) -> Port:
             "  # TF: the mean of the real pixels only"])
     fpad = fpad_tuple(pads)
     if is_max:
-        return Port(ctx.out_shape, [f"{{y}} = {fn}(F.pad({{x}}, {fpad}, value=0.0), {_size(kernel)}{stride})"
+        padded = f"F.pad({{x}}, {fpad}, value=float(\"-inf\"))"
+        return Port(ctx.out_shape, [f"{{y}} = {fn}({padded}, {_size(kernel)}{stride})"
                                     "  # TF 'same': uneven, the odd pixel at the end; padding never wins"],
                     notes=[f"{layer.name}: 'same' max pooling padded with −∞ unevenly, the odd pixel at the end, "
                            "as TensorFlow pads"])
