@@ -35,7 +35,9 @@ def _close(name: str, expected: np.ndarray, got: np.ndarray, dtype: str) -> None
 
 
 def _dtype(km) -> str:
-    return "float64" if any(str(w.dtype) == "float64" for w in km.weights) else "float32"
+    """The model's float type: its weights', or its first float input's for a model without weights."""
+    dtypes = [str(w.dtype) for w in km.weights] or [str(t.dtype) for t in km.inputs]
+    return "float64" if "float64" in dtypes else "float32"
 
 
 def _torch_out(tm, out: torch.Tensor) -> np.ndarray:

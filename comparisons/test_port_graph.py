@@ -115,3 +115,25 @@ def test_a_masked_softmax_is_refused():
     i, m = keras.Input((5,)), keras.Input((5,), dtype="bool")
     with pytest.raises(PortError, match="'softmax'.*mask"):
         keras_to_torch(keras.Model([i, m], layers.Softmax(name="softmax")(i, mask=m)))
+
+
+def test_a_masked_node_is_refused_not_crashed():
+    """A Masking layer's mask reaches later layers as an extra node input the port never computes."""
+    i = keras.Input((4, 3))
+    h = layers.Masking(name="mask")(i)
+    with pytest.raises(PortError, match=r"is not ported"):
+        keras_to_torch(keras.Model(i, layers.LSTM(2)(h)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_softmax_on_any_conv_is_folded_into_logits(dtype, keras_seed):
+    keras_seed(15)
+    km = keras.Sequential([keras.Input((5, 5, 2), dtype=dtype),
+                           layers.SeparableConv2D(3, 5, activation="softmax", dtype=dtype),
+                           layers.Flatten(dtype=dtype)])
+    # Not the model's last layer: no fold. As the last layer, the port returns logits.
+    assert not keras_to_torch(km).returns_logits
+    km2 = keras.Sequential([keras.Input((4,), dtype=dtype), layers.Reshape((1, 4), dtype=dtype),
+                            layers.Conv1DTranspose(3, 1, activation="softmax", dtype=dtype)])
+    tm = portcheck.assert_forward(km2, np.random.default_rng(3).random((2, 4)).astype(dtype))
+    assert tm.returns_logits and "softmax" not in tm.port.source.split("def forward")[1].split("def l2_penalty")[0]

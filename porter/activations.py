@@ -68,6 +68,7 @@ def apply(ctx, name: str, expr: str, dim: int) -> list[str]:
     A softmax the loss applies (``ctx.fold_softmax``) is left out: the model returns logits."""
     if name == "softmax" and ctx.fold_softmax:
         name = "linear"
+        ctx.folded = True
     template = ACTIVATIONS[name]
     if name == "linear":
         return [f"{{y}} = {expr}"]

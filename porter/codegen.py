@@ -86,13 +86,14 @@ def _permutation(rank: int, to: str) -> tuple[int, ...]:
 
 
 def _is_softmax_output(operation) -> bool:
+    """A final softmax over the last axis, which a loss on logits can take over. Whether the port
+    really left it out is the porter's word (``ctx.folded``): a layer whose porter does not fold
+    keeps its softmax, and the model then returns probabilities."""
     from keras import layers as kl
 
     if type(operation) is kl.Softmax:
         return operation.axis in (-1,) and len(operation._inbound_nodes[0].arguments.keras_tensors) == 1
-    activation = getattr(operation, "activation", None)
-    return getattr(activation, "__name__", "") == "softmax" and type(operation) in (kl.Dense, kl.Activation,
-                                                                                   kl.Conv1D, kl.Conv2D)
+    return getattr(getattr(operation, "activation", None), "__name__", "") == "softmax"
 
 
 class _Writer:
@@ -157,13 +158,16 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
     fold = len(graph.outputs) == 1 and _is_softmax_output(graph.outputs[0]._keras_history[0]) \
         and writer.uses[id(graph.outputs[0])] == 1
     modules, penalties, notes, states, helpers = {}, [], [], [], []
-    has_activity = False
+    has_activity, returns_logits = False, False
     for node in graph.nodes:
         op = node.operation
         port_fn, wants = porter_for(op)
         if len(node.outputs) != 1:
             raise PortError(f"layer {op.name!r} ({type(op).__name__}) has {len(node.outputs)} outputs; "
                             "only single-output layers are ported")
+        if any(id(t) not in writer.vars for t in node.inputs):   # e.g. a Keras mask: no port carries it
+            raise PortError(f"layer {op.name!r} ({type(op).__name__}) reads a tensor the port does not compute "
+                            "(a mask?); masking is not carried")
         attr = identifier(op.name, taken)
         if wants == "any" and len({len(t.shape) for t in node.inputs}) > 1:
             wants = "keras"   # broadcasting aligns trailing axes: only right in Keras's layout
@@ -180,6 +184,7 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
         if isinstance(op, keras.layers.Layer):
             check_constraints(ctx)
         port = port_fn(ctx)
+        returns_logits = returns_logits or ctx.folded
         port.modules, port.penalties = freeze(ctx, port.modules, port.penalties)
         freed = writer.consume(node.inputs)
         out_layout = port.layout or layout
@@ -210,8 +215,8 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
         helpers.extend(h for h in port.helpers if h not in helpers)
     outputs = [writer.read(t, "keras") for t in graph.outputs]
     source = _assemble(model, class_name(model.name), input_names, modules, writer.lines, outputs, penalties,
-                       notes, helpers, dtype, fold, has_activity, weights_file)
-    return Generated(source, class_name(model.name), dtype, penalties, fold, states)
+                       notes, helpers, dtype, returns_logits, has_activity, weights_file)
+    return Generated(source, class_name(model.name), dtype, penalties, returns_logits, states)
 
 
 def _divides_activity_by_batch() -> bool:

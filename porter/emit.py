@@ -61,6 +61,7 @@ class Ctx:
     layout: str               # the layout its inputs arrive in: "keras" or "cf"
     dtype: str                # "float32" or "float64"
     fold_softmax: bool = False  # the model's output softmax is left to the loss: emit logits
+    folded: bool = False        # set when the porter did leave it out (porter.activations.apply)
 
     @property
     def shape(self) -> tuple:
