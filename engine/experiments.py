@@ -17,7 +17,7 @@ from engine.store import RunStore
 from parity import grid
 from parity.cases import keras_side
 
-RUNS, PARITY = "runs.jsonl", "parity.jsonl"  # the stores under a results folder
+RUNS, PARITY, VERIFY = "runs.jsonl", "parity.jsonl", "verify.jsonl"  # the stores under a results folder
 
 DEFAULT_SEEDS = (0, 1, 2)
 ARTICLE_LAMBDA = 0.01
@@ -71,7 +71,8 @@ EXPERIMENTS: dict[str, tuple[str, Callable[[Settings], list[RunSpec]]]] = {
     "sweep": ("λ from 0 to 0.1, mlp and cnn, both frameworks", sweep),
 }
 PARITY_NAME = "parity"
-ALL = ("article", "recipes", "sweep", PARITY_NAME)
+VERIFY_NAME = "verify"   # the porter's family showcase (porter.showcase), for PORTING.md
+ALL = ("article", "recipes", "sweep", PARITY_NAME, VERIFY_NAME)
 
 
 # Seconds of one parity cell, by (model, dtype): float32 adds the one-step comparison and a
@@ -80,6 +81,7 @@ ALL = ("article", "recipes", "sweep", PARITY_NAME)
 # ``workers.EPOCH_S``; only the order of the jobs depends on them.
 PARITY_CELL_S = {("cnn", "float32"): 5.5, ("cnn", "float64"): 1.5, ("mlp", "float32"): 0.65, ("mlp", "float64"): 0.1}
 KERAS_TRAJECTORY_S = {"cnn": 0.8, "mlp": 0.4}
+VERIFY_CELL_S = 8.0  # one showcase model, 20 steps, float64 and float32 (measured 3-15 s on this machine)
 
 
 def _run_cells(cells: list[grid.Cell]) -> list[dict]:
@@ -122,6 +124,33 @@ def _parity_job(cells: list[grid.Cell], store: RunStore, outcome: workers.Outcom
     return workers.Job(("keras", "torch"), cost, _run_cells, (cells,), done, failed, label(cells[0]))
 
 
+def _run_verify(cell) -> dict:
+    """In a worker process (it imports both frameworks): one showcase cell's record."""
+    from porter import showcase
+
+    return showcase.run_cell(cell)
+
+
+def plan_verify(store: RunStore, *, force: bool = False, on_done=None) -> tuple[workers.Outcome, list[workers.Job]]:
+    """The showcase's verify cells (``porter.showcase``): one job each, in the Keras+torch workers."""
+    from porter import showcase   # no framework at import: the showcase module imports them in run_cell
+
+    cells = showcase.cells()
+    stored, todo = store.resume([c.key for c in cells], force=force)
+    outcome = workers.Outcome(keys=[c.key for c in cells], stored=stored, reused=len(cells) - len(todo))
+    jobs = []
+    for cell in (c for c in cells if c.key in set(todo)):
+        def done(record: dict, seconds: float, cell=cell) -> None:
+            outcome.seconds += seconds
+            outcome.add(record, store, cell.label, on_done)
+
+        def failed(message: str, cell=cell) -> None:
+            outcome.fail(cell.label, message, on_done)
+
+        jobs.append(workers.Job(("keras", "torch"), VERIFY_CELL_S, _run_verify, (cell,), done, failed, cell.label))
+    return outcome, jobs
+
+
 def plan(names: list[str], settings: Settings, out: Path, *, force: bool = False,
          on_done=None) -> tuple[dict[str, workers.Outcome], list[workers.Job]]:
     """An outcome per name in ``names`` (``parity``: the parity table) and the jobs, for one
@@ -131,5 +160,8 @@ def plan(names: list[str], settings: Settings, out: Path, *, force: bool = False
     outcomes, jobs = workers.plan_runs(planned, RunStore(out / RUNS), force=force, on_done=on_done)
     if PARITY_NAME in names:
         outcomes[PARITY_NAME], more = plan_parity(RunStore(out / PARITY), force=force, on_done=on_done)
+        jobs += more
+    if VERIFY_NAME in names:
+        outcomes[VERIFY_NAME], more = plan_verify(RunStore(out / VERIFY), force=force, on_done=on_done)
         jobs += more
     return outcomes, jobs

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from engine import experiments
 from engine import workers
-from engine.experiments import PARITY, RUNS
+from engine.experiments import PARITY, RUNS, VERIFY
 from parity import grid as parity_table
 from core.records import git_commit
 from core.spec import RunSpec
@@ -21,6 +21,7 @@ from engine.store import RunStore
 
 INDEX = "experiments.json"
 PARITY_INDEX = experiments.PARITY_NAME  # the index entry listing the parity cells' keys
+VERIFY_INDEX = experiments.VERIFY_NAME  # ... and the verify showcase's
 
 
 class _Progress:
@@ -97,8 +98,10 @@ def report(out: Path) -> list[Path]:
     # older code stay in the stores (resumable, auditable) but never reach a table.
     parity_keys = index.pop(PARITY_INDEX, None) or [c.key for c in parity_table.all_cells()]
     runs = _current(RunStore(out / RUNS).records(), [k for keys in index.values() for k in keys])
+    verify_keys = index.pop(VERIFY_INDEX, None) or []
     parity = _current(RunStore(out / PARITY).records(), parity_keys)
-    written = report_index.write_reports(out, runs, parity, {k: set(v) for k, v in index.items()})
+    showcase = _current(RunStore(out / VERIFY).records(), verify_keys)
+    written = report_index.write_reports(out, runs, parity, {k: set(v) for k, v in index.items()}, showcase)
     readme = out.resolve().parent / "README.md"
     if update_readme_headline(readme, out.resolve()):
         written.append(readme)
@@ -151,8 +154,8 @@ def _print_errors(errors: list[tuple[str, str]]) -> None:
 
 
 def _summary(outcomes: dict[str, workers.Outcome], written, out: Path, seconds: float) -> None:
-    parity = outcomes.get(PARITY_INDEX)
-    outcomes = {name: outcome for name, outcome in outcomes.items() if name != PARITY_INDEX}
+    parity, showcase = outcomes.get(PARITY_INDEX), outcomes.get(VERIFY_INDEX)
+    outcomes = {name: outcome for name, outcome in outcomes.items() if name not in (PARITY_INDEX, VERIFY_INDEX)}
     records = {r["key"]: r for o in outcomes.values() for r in o.records}
     errors = [e for o in outcomes.values() for e in o.errors]
     ran = sum(o.ran for o in outcomes.values())
@@ -167,6 +170,12 @@ def _summary(outcomes: dict[str, workers.Outcome], written, out: Path, seconds: 
         verdicts = {v: sum(r["verdict"] == v for r in cells) for v in ("exact", "close", "wrong")}
         print(f"  parity   {len(cells):4d} cells: " + ", ".join(f"{n} {v}" for v, n in verdicts.items()))
         errors += parity.errors
+    if showcase is not None:
+        records = [r for cell in showcase.records for r in cell["records"]]
+        verdicts = {v: sum(r["verdict"] == v for r in records) for v in ("exact", "close", "wrong")}
+        print(f"  verify   {len(showcase.records):4d} models × optimizers: "
+              + ", ".join(f"{n} {v}" for v, n in verdicts.items()) + " (records over dtypes × recipes)")
+        errors += showcase.errors
     _print_errors(errors)
     print(f"wrote {len(written)} files; start with {out / 'README.md'}")
     print(f"done in {seconds:.0f} s")

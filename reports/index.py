@@ -14,7 +14,7 @@ import pandas as pd
 from core.names import REGULARIZED
 from engine.experiments import ARTICLE_LAMBDA
 from parity.runner import CLOSE, CLOSE_STEP, EXACT_FLOAT64, SLACK
-from reports import porting_guide
+from reports import porting_guide, verify_report
 from reports.float32_study import OLD_BOUND, float32_markdown, float32_table, plot_float32_case
 from reports.frames import epochs_frame, of_experiment, on_sides, runs_frame
 from reports.parity import parity_frame, parity_markdown
@@ -28,7 +28,7 @@ __all__ = ["write_reports", "headline"]
 
 
 def write_reports(out_dir: Path, runs: list[dict], parity: list[dict],
-                  experiments: dict[str, set[str]]) -> list[Path]:
+                  experiments: dict[str, set[str]], showcase: list[dict] = ()) -> list[Path]:
     """Write every part whose inputs are non-empty, then README.md indexing them; return the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -41,7 +41,8 @@ def write_reports(out_dir: Path, runs: list[dict], parity: list[dict],
     index += _write_sweep(out_dir, of_experiment(df, experiments, "sweep"))
     index += _write_parity(out_dir, parity)
     index += _write_float32(out_dir, parity)
-    index += _write_porting(out_dir, runs, parity)
+    index += _write_verify(out_dir, list(showcase))
+    index += _write_porting(out_dir, runs, parity, list(showcase))
     if (out_dir / "bench.md").exists():  # written by `l2compare bench`, indexed here too
         index.append((out_dir / "bench.md", "speed of the suite's training loops against minimal ones, "
                       "the cost of each L2 recipe, and the wall time of each experiment (`make bench`)"))
@@ -53,8 +54,17 @@ def write_reports(out_dir: Path, runs: list[dict], parity: list[dict],
     return [p for p, _ in index] + [readme]
 
 
-def _write_porting(out_dir: Path, runs: list[dict], parity: list[dict]) -> list[tuple[Path, str]]:
-    path = porting_guide.write(out_dir, runs, parity)
+def _write_verify(out_dir: Path, showcase: list[dict]) -> list[tuple[Path, str]]:
+    if not showcase:
+        return []
+    path = out_dir / "verify.md"
+    path.write_text(verify_report.showcase_markdown(showcase))
+    return [(path, "`l2compare verify` on one corpus model per layer family (BatchNorm, depthwise, Conv1D, transposed "
+             "conv, LayerNorm, LSTM, GRU, L1/activity): every recipe's verdict in float64 and float32")]
+
+
+def _write_porting(out_dir: Path, runs: list[dict], parity: list[dict], showcase: list[dict]) -> list[tuple[Path, str]]:
+    path = porting_guide.write(out_dir, runs, parity, showcase)
     return [(path, "the porting reference: for each Keras configuration, the exact PyTorch code, the measured "
              "agreement, and what each common mistake costs — generated from the records")] if path else []
 

@@ -30,8 +30,15 @@ def _study(model, optimizer, dataset, seed, median, worst, ties, verdict="exact"
                         "series": {"cross": [median] * 4, "floor": [median] * 4, "margin": [1.0] * 4}}}
 
 
+def _family_links() -> list[str]:
+    from reports.porting_families import PITFALLS
+
+    return [m for _, text in PITFALLS.values() for m in re.findall(r"\[`[^`]+::[^`]+`\]", text)]
+
+
 def test_every_linked_proof_is_a_real_test():
-    for link in PROOF.values():
+    assert len(_family_links()) >= 8
+    for link in list(PROOF.values()) + _family_links():
         path, name = re.match(r"\[`(.+?)::(.+?)`\]", link).groups()
         tree = ast.parse((ROOT / "comparisons" / path).read_text())
         names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
@@ -71,3 +78,26 @@ def test_float32_paragraph_comes_from_the_study_records(tmp_path):
     assert PROOF["float32_lambda"] in float32
     # study records stay out of the porting tables
     assert "seed 0" not in text[:text.index('### What "exact" means in float32')]
+
+
+def _verify_record(dtype, recipe, verdict, max_dw, notes=()):
+    rule = {"float64": "float64: max |Δw| ≤ 1e-12 exact", "float32": "float32: exact within the envelope"}[dtype]
+    return {"dtype": dtype, "recipe": recipe, "verdict": verdict, "max_dw": max_dw, "steps": 20, "batch_size": 8,
+            "rule": rule, "notes": list(notes), "worst_tensor": "bn.weight", "worst_step": 3}
+
+
+def test_layer_family_sections_come_from_the_verify_records(tmp_path):
+    grid = [_parity("l2 on kernels / adam", "penalty", "float64", 3.5e-16, "exact", score=3.5e-16)]
+    showcase = [{"family": "batchnorm", "model": "cifar_resnet", "optimizer": optimizer, "layers": "BatchNormalization",
+                 "records": [_verify_record("float64", "penalty", "exact", 2.0e-15),
+                             _verify_record("float64", "stock", verdict, 2.1e-3, ["stock torch Adam adds ε inside"]),
+                             _verify_record("float32", "penalty", "exact", 1.2e-7)]}
+                for optimizer, verdict in (("adam", "wrong"), ("momentum", "exact"))]
+    text = porting_md.write(tmp_path, [], grid, showcase).read_text()
+    families = re.sub(r" +", " ", text[text.index("## 9. Layers beyond Dense and Conv2D"):])
+    assert "### BatchNormalization — `cifar_resnet`" in families and "### LSTM" not in families  # no records: no section
+    assert "| adam | float64 | exact (2.0e-15) | — | wrong (2.1e-03) |" in families
+    assert "| adam | float32 | exact (1.2e-07) | — | — |" in families
+    assert "- stock torch Adam adds ε inside" in families
+    assert "float64: max |Δw| ≤ 1e-12 exact; float32: exact within the envelope" in " ".join(families.split())
+    assert "## 9." not in porting_md.write(tmp_path, [], grid).read_text()  # no verify records: no section
