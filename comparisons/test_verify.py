@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from keras import layers, regularizers
 
-from porter import PortError, keras_to_torch, modelfile
+from porter import PortError, corpus, keras_to_torch, modelfile
 from porter import verify as verify_mod
-from porter.verify import VerifyError, envelope_verdict, verify
+from porter.verify import VerifyError, envelope_verdict, index_range, make_task, verify
 
 
 def small_cnn(dtype="float32", dropout=0.0, name="small_cnn"):
@@ -61,7 +61,7 @@ def test_penalty_and_coupled_are_exact_in_float64(cnn, optimizer):
 
 def test_a_port_mistake_is_caught(cnn, monkeypatch):
     """Coupled weight decay λ instead of 2λ (the classic mistake): no longer exact."""
-    make = verify_mod._TorchRun.make_optimizer
+    make = verify_mod.TorchRun.make_optimizer
 
     def halved(self, model):
         optimizer = make(self, model)
@@ -69,12 +69,16 @@ def test_a_port_mistake_is_caught(cnn, monkeypatch):
             group["coupled_weight_decay"] = group.get("coupled_weight_decay", 0.0) / 2
         return optimizer
 
-    monkeypatch.setattr(verify_mod._TorchRun, "make_optimizer", halved)
+    monkeypatch.setattr(verify_mod.TorchRun, "make_optimizer", halved)
     got = _by_recipe(verify(cnn, optimizer="sgd", steps=10, dtypes=("float64",)))
     assert got["penalty"]["verdict"] == "exact"
     # The worst tensor is a regularized one (Keras's layer names depend on what ran before).
     regularized = {p.key for p in keras_to_torch(cnn).port.penalties}
     assert got["coupled"]["verdict"] != "exact" and got["coupled"]["worst_tensor"] in regularized
+    # Where it starts: step 1, on regularized tensors only (the rest follow from step 2).
+    first = got["coupled"]["first_divergence"]
+    assert first["step"] == 1 and set(first["tensors"]) <= regularized, first
+    assert got["penalty"]["first_divergence"] is None
 
 
 def test_float32_is_judged_against_torchs_own_envelope(cnn):
@@ -162,6 +166,55 @@ def test_regression_model_and_frozen_layer():
     got = _by_recipe(records)
     assert got["penalty"]["loss"] == "mean_squared_error"
     assert got["penalty"]["verdict"] == got["coupled"]["verdict"] == "exact", records
+
+
+def test_random_indices_fit_each_inputs_own_embeddings():
+    """The recommender's user ids index a 12-row table, its movie ids a 9-row one: each input is drawn
+    below the smallest table it feeds (not the first Embedding's: Keras would raise, index out of range)."""
+    keras.utils.set_random_seed(4)
+    model = corpus.build("recommender", "float32")
+    assert [index_range(model, i) for i in range(2)] == [12, 9]
+    task = make_task(model, False, None, steps=5, batch_size=8, seed=0)
+    user, movie = task.x
+    assert 9 <= user.max() < 12 and movie.max() < 9 and min(user.min(), movie.min()) >= 0
+    records = _by_recipe(verify(model, optimizer="momentum", steps=5, dtypes=("float64",)))
+    assert records["penalty"]["verdict"] == records["coupled"]["verdict"] == "exact", records["penalty"]
+    # Followed through the layers between, to the smallest of several tables; an input that feeds none: 0 to 9.
+    ids, other = keras.Input((3,), dtype="int32"), keras.Input((2,), dtype="int32")
+    flat = layers.Reshape((3,))(ids)
+    out = layers.Concatenate()([layers.Flatten()(layers.Embedding(7, 2)(flat)),
+                                layers.Flatten()(layers.Embedding(4, 2)(ids)), layers.Flatten()(other)])
+    two = keras.Model([ids, other], out)
+    assert [index_range(two, 0), index_range(two, 1)] == [4, verify_mod.INDEX_RANGE]
+
+
+def _embedding_key(model) -> str:
+    return f"{next(layer.name for layer in model.layers if isinstance(layer, layers.Embedding))}.weight"
+
+
+def test_keras_sparse_adam_on_an_embedding_is_named_not_emulated():
+    """gru_bidirectional's Embedding has no regularizer: Keras's Adam squares its sparse gradient per lookup
+    (comparisons/test_keras_sparse_adam.py), which torch's dense Adam cannot follow. The embedding parts at
+    step 1, alone; every record of the run says so. SGD with momentum is exact."""
+    keras.utils.set_random_seed(5)
+    model = corpus.build("gru_bidirectional", "float32")
+    key = _embedding_key(model)
+    adam = verify(model, optimizer="adam", steps=4)
+    for r in adam:
+        assert r["sparse_adam"] == [key] and any(n.startswith(f"{key}: ") and "Σ gᵢ²" in n for n in r["notes"]), r
+    for r in adam:
+        if r["recipe"] != "stock":   # stock Adam parts everywhere (ε's placement)
+            assert r["verdict"] != "exact" and r["first_divergence"] == {"step": 1, "tensors": [key]}, r
+    momentum = _by_recipe(verify(model, optimizer="momentum", steps=4, dtypes=("float64",)))
+    for r in momentum.values():
+        assert r["verdict"] == "exact" and r["sparse_adam"] == [] and not any("Σ gᵢ²" in n for n in r["notes"]), r
+
+
+def test_a_regularized_embedding_is_dense_and_exact_with_adam():
+    keras.utils.set_random_seed(6)
+    model = corpus.build("lstm_text", "float32")   # embeddings_regularizer L2: Keras's gradient is dense
+    got = _by_recipe(verify(model, optimizer="adam", steps=4, dtypes=("float64",)))
+    assert got["penalty"]["verdict"] == got["coupled"]["verdict"] == "exact" and got["penalty"]["sparse_adam"] == []
 
 
 def test_given_data_is_checked_and_used(cnn):

@@ -9,13 +9,39 @@ import keras
 from porter.emit import Penalty
 
 
-def _header(model, cls, notes, dtype, fold, inputs) -> str:
+def _carried(notes: list[str]) -> str:
+    """One bullet per distinct note; layers with the same note share it ("bn, bn_1: ...")."""
+    grouped: dict[str, list[str]] = {}
+    for note in notes:
+        layer, _, text = note.partition(": ")
+        grouped.setdefault(text or layer, []).append(layer if text else "")
+    lines = []
+    for text, layers in grouped.items():
+        named = ", ".join(dict.fromkeys(x for x in layers if x))
+        lines.append(textwrap.fill(f"{named}: {text}" if named else text, 96, initial_indent="- ",
+                                   subsequent_indent="  "))
+    return "\n".join(lines) or "- nothing beyond the layers' own arguments"
+
+
+def _usage(cls: str, fold: bool, extra: bool) -> str:
+    data = "F.cross_entropy(model(x), y)" if fold else "data_loss(model(x), y)"
+    more = " + extra_penalty(model)" if extra else ""
+    return f"""    model = build()                       # {cls} with the Keras model's weights
+    # Keras's regularizers, exactly: their penalty in the loss (recipe `penalty`) ...
+    loss = {data} + l2_penalty(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    # ... or each L2 term as weight decay 2λ on exactly its tensor (recipe `coupled`):
+    loss = {data}{more}
+    optimizer = torch.optim.SGD(param_groups(model), lr=0.01)
+    # torch's Adam puts ε inside its bias correction, Keras's outside: for Keras's Adam arithmetic, see
+    # l2compare's torch_impl.optim.KerasAdam (PORTING.md, "Adam's ε")."""
+
+
+def _header(model, cls, notes, dtype, fold, extra) -> str:
     shapes = ", ".join(f"(N, {', '.join(str(d) for d in t.shape[1:])})" for t in model.inputs)
-    out = ("logits: the Keras model ends in a softmax, which the loss applies "
-           "(torch.nn.functional.cross_entropy on these logits is Keras's crossentropy on its probabilities)"
+    out = ("logits: the Keras model ends in a softmax, which the loss applies\n"
+           "(F.cross_entropy on these logits is Keras's crossentropy on its probabilities)"
            if fold else "the Keras model's output, in Keras's layout")
-    carried = "\n".join(textwrap.fill(n, 96, initial_indent="- ", subsequent_indent="  ") for n in notes) \
-        or "- nothing beyond the layers' own arguments"
     return f'''"""PyTorch port of the Keras model {model.name!r}, written by `l2compare port`
 from Keras {keras.__version__} ({keras.backend.backend()} backend), {dtype}.
 
@@ -23,12 +49,10 @@ Input: {shapes}, the same arrays as the Keras model (Keras's layout: channels la
 Output: {out}.
 
 Usage:
-    model = build()                       # {cls} with Keras's weights ({weights_name(dtype)})
-    loss = F.cross_entropy(model(x), y) + l2_penalty(model)      # Keras's L2, exactly
-    optimizer = torch.optim.SGD(param_groups(model), lr=0.01)     # or the coupled recipe instead
+{_usage(cls, fold, extra)}
 
 Carried from Keras:
-{carried}
+{_carried(notes)}
 """
 import os
 
@@ -36,10 +60,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 '''
-
-
-def weights_name(dtype: str) -> str:
-    return f"torch.{dtype}"
 
 
 def _class(cls, model, modules, inputs, lines, outputs, has_activity) -> str:
@@ -70,6 +90,8 @@ def _param(p: Penalty) -> str:
     return "model." + p.key
 
 
+
+
 def _penalty_fn(penalties: list[Penalty], has_activity: bool) -> str:
     terms = []
     for p in penalties:
@@ -91,36 +113,33 @@ def l2_penalty(model):
 '''
 
 
-def _groups_fn(penalties: list[Penalty]) -> str:
-    by_decay: dict[float, list[str]] = {}
-    for p in penalties:
-        if p.kind == "l2":
-            by_decay.setdefault(2.0 * p.lam, []).append(_param(p))
-    groups = "".join(f"        {{\"params\": [{', '.join(ps)}], \"weight_decay\": {wd!r}}},\n"
-                     for wd, ps in by_decay.items())
-    decayed = ", ".join(p for ps in by_decay.values() for p in ps)
+def _groups_fn(penalties: list[Penalty], has_activity: bool) -> str:
+    decays = [(_param(p), 2.0 * p.lam, p.keras) for p in penalties if p.kind == "l2"]
     others = [p for p in penalties if p.kind != "l2"]
-    caveat = ("\n    The L1 terms cannot be written as weight decay: keep them in the loss (l1_penalty)."
-              if others else "")
+    caveat = ("\n    L1 and activity terms cannot be written as weight decay: keep them in the loss (extra_penalty)."
+              if others or has_activity else "")
+    entries = "".join(f"        {param}: {wd!r},  # 2λ, {keras}\n" for param, wd, keras in decays)
     return f'''
 
 def param_groups(model):
     """Parameter groups for the `coupled` recipe: torch's weight_decay=c adds c·w to the gradient,
     and Keras's L2 adds 2λ·w, so c = 2λ on exactly the tensors Keras regularizes, 0 elsewhere.{caveat}"""
-    decayed = [{decayed}]
-    return [
-{groups}        {{"params": [p for p in model.parameters() if all(p is not q for q in decayed)], "weight_decay": 0.0}},
-    ]
-''' + (_l1_fn(others) if others else "")
+    decay = {{
+{entries}    }}
+    rest = [p for p in model.parameters() if p not in decay]   # tensors hash by identity
+    return [{{"params": [p], "weight_decay": wd}} for p, wd in decay.items()] + [{{"params": rest, "weight_decay": 0.0}}]
+''' + (_extra_fn(others, has_activity) if others or has_activity else "")
 
 
-def _l1_fn(others: list[Penalty]) -> str:
-    parts = [f"        {'+ ' if i else '  '}{p.lam!r} * {_param(p)}.abs().sum()  # {p.keras}"
-             for i, p in enumerate(others)]
+def _extra_fn(others: list[Penalty], has_activity: bool) -> str:
+    terms = [(f"{p.lam!r} * {_param(p)}.abs().sum()", f"{p.keras}: L1") for p in others]
+    if has_activity:
+        terms.append(("model.activity_penalty", "activity regularizers, from the last forward pass"))
+    parts = [f"        {'+ ' if i else '  '}{expr}  # {why}" for i, (expr, why) in enumerate(terms)]
     return '''
 
-def l1_penalty(model):
-    """Keras's L1 terms alone: what the coupled recipe keeps in the loss."""
+def extra_penalty(model):
+    """Keras's terms that weight decay cannot carry (L1, activity): with param_groups, add them to the loss."""
     return (
 ''' + "\n".join(parts) + "\n    )\n"
 
@@ -142,6 +161,8 @@ def build(weights=WEIGHTS):
 def assemble(*, model, cls, inputs, modules, lines, outputs, penalties, notes, helpers, dtype, fold,
              has_activity, weights_file) -> str:
     helper_src = "".join("\n\n" + inspect.getsource(h) for h in helpers)
-    return (_header(model, cls, notes, dtype, fold, inputs) + helper_src
+    extra = has_activity or any(p.kind != "l2" for p in penalties)
+    return (_header(model, cls, notes, dtype, fold, extra) + helper_src
             + _class(cls, model, modules, inputs, lines, outputs, has_activity)
-            + _penalty_fn(penalties, has_activity) + _groups_fn(penalties) + _loader(cls, dtype, weights_file))
+            + _penalty_fn(penalties, has_activity) + _groups_fn(penalties, has_activity)
+            + _loader(cls, dtype, weights_file))

@@ -35,9 +35,12 @@ carries it, with center/scale and gamma/beta regularizers
     "lstm": ("LSTM and Embedding", f"""Keras's LSTM has one bias; torch's has two (`bias_ih`, `bias_hh`). Putting
 Keras's bias in one and zeros in the other trains both, so the bias moves twice as fast: the port freezes `bias_hh`
 at zero ({_test('test_port_recurrent.py', 'test_single_bias_trains_as_keras_and_the_naive_split_does_not')}). The
-gate order (i, f, c, o) is the same in both. An `Embedding` without a regularizer gets a sparse gradient, which
-Keras's Adam on TensorFlow applies lazily, per occurrence; torch's dense Adam cannot follow it
-({_test('test_keras_sparse_adam.py', 'test_keras_adam_on_a_sparse_gradient_is_lazy_and_per_occurrence')})."""),
+gate order (i, f, c, o) is the same in both. An `Embedding` without a regularizer gets a sparse gradient, and
+Keras's Adam on TensorFlow squares it per lookup: a row looked up twice in a batch gets v += (1−β2)·(g₁² + g₂²), where
+torch's dense Adam takes (g₁ + g₂)²; torch cannot follow it, and `verify` says so
+({_test('test_keras_sparse_adam.py', 'test_keras_adam_squares_each_slice_and_is_otherwise_dense_adam')}); with an
+`embeddings_regularizer` the gradient is dense and Adam is the same on both sides
+({_test('test_keras_sparse_adam.py', 'test_fit_hands_adam_the_sparse_gradient_unless_the_embedding_is_regularized')})."""),
     "gru": ("GRU and Bidirectional", f"""Keras's GRU gates are (z, r, h), torch's (r, z, n): reorder the blocks.
 `reset_after=True` (Keras 3's default) is torch's `nn.GRU` with Keras's two bias rows as `bias_ih`/`bias_hh`;
 `reset_after=False` has no torch module, and the port writes the loop out; a Bidirectional layer's backward output
