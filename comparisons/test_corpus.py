@@ -1,6 +1,5 @@
 """The corpus: thirteen real-world Keras architectures, each ported, its file checked in a fresh
 process, and verified against Keras's ``fit`` in float64 for 20 steps with Adam and SGD+momentum."""
-import keras
 import numpy as np
 import pytest
 

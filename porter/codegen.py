@@ -16,13 +16,15 @@ import keras
 import numpy as np
 from torch import nn
 
-# Every family registers its porters on import.
-from porter import (layers_conv, layers_core, layers_merge, layers_misc, layers_norm,  # noqa: F401
+from porter import (layers_conv, layers_conv_transpose, layers_core, layers_merge, layers_misc, layers_norm,
                     layers_recurrent, layers_shape, pooling)
 from porter.emit import Ctx, Penalty, check_constraints, freeze, porter_for, regularizer_terms
 from porter.errors import PortError
 from porter.graph import walk
 
+# Every family registers its porters (porter.emit.register) when imported.
+FAMILIES = (layers_core, layers_conv, layers_conv_transpose, pooling, layers_shape, layers_norm, layers_misc,
+            layers_recurrent, layers_merge)
 _RESERVED = {"self", "torch", "nn", "F", "os", "x", "model", "activity"}
 
 

@@ -9,7 +9,6 @@ This module imports both frameworks; the run engine never imports it.
 """
 from __future__ import annotations
 
-import sys
 import types
 from pathlib import Path
 

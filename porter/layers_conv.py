@@ -1,7 +1,7 @@
 """Convolutions, channels first as torch runs them (the code generator permutes into and out of them).
 
 Conv1D/Conv2D (grouped, dilated, strided; 'valid', 'same' and Conv1D's 'causal' padding),
-DepthwiseConv1D/2D, SeparableConv1D/2D and Conv1DTranspose/Conv2DTranspose.
+DepthwiseConv1D/2D and SeparableConv1D/2D; the transposed ones are in ``layers_conv_transpose``.
 
 Keras's 'same' pads unevenly when the total is odd (the extra pixel after: bottom/right), as
 TensorFlow does; torch's ``padding=`` is symmetric, so an uneven one is an explicit ``F.pad``.
@@ -62,17 +62,17 @@ def depthwise_weight(kernel: np.ndarray) -> np.ndarray:
 # Shared pieces: the padding, the constructor arguments, the forward line
 
 
-def _tuple(values) -> str:
+def as_tuple(values) -> str:
     """A torch size argument: ``3`` for one spatial dim, ``(3, 2)`` for two."""
     values = tuple(int(v) for v in values)
     return str(values[0]) if len(values) == 1 else str(values)
 
 
-def _spatial(ctx: Ctx) -> tuple:
+def spatial_sizes(ctx: Ctx) -> tuple:
     return tuple(ctx.shape[:-1])
 
 
-def _padding_kind(ctx: Ctx, allowed=("valid", "same")) -> str:
+def padding_kind(ctx: Ctx, allowed=("valid", "same")) -> str:
     padding = ctx.layer.padding
     if not isinstance(padding, str) or padding.lower() not in allowed:
         raise ctx.fail(f"padding {padding!r} (only {', '.join(repr(a) for a in allowed)})")
@@ -86,7 +86,7 @@ def conv_pads(ctx: Ctx, padding: str, kernel, strides, dilation) -> list[tuple[i
     if padding == "causal":   # Conv1D: (k - 1)·d on the left, nothing on the right
         return [((kernel[0] - 1) * dilation[0], 0)]
     pads = []
-    for size, k, s, d in zip(_spatial(ctx), kernel, strides, dilation):
+    for size, k, s, d in zip(spatial_sizes(ctx), kernel, strides, dilation):
         if size < 0 and s != 1:
             raise ctx.fail("padding 'same' with a stride on an input of unknown size (the padding depends on it)")
         pads.append(same_pads(size if size >= 0 else 1, k, s, d))   # at stride 1: k_eff − 1 in all
@@ -103,7 +103,7 @@ def split_padding(pads):
     if not any(b or a for b, a in pads):
         return None, None
     if all(b == a for b, a in pads):
-        return _tuple(b for b, _ in pads), None
+        return as_tuple(b for b, _ in pads), None
     return None, fpad_tuple(pads)
 
 
@@ -116,13 +116,13 @@ def padding_note(ctx: Ctx, padding: str) -> list[str]:
 
 
 def conv_args(cin, cout, kernel, strides, dilation, groups, padding, bias) -> list[str]:
-    args = [str(cin), str(cout), _tuple(kernel)]
+    args = [str(cin), str(cout), as_tuple(kernel)]
     if any(s != 1 for s in strides):
-        args.append(f"stride={_tuple(strides)}")
+        args.append(f"stride={as_tuple(strides)}")
     if padding is not None:
         args.append(f"padding={padding}")
     if any(d != 1 for d in dilation):
-        args.append(f"dilation={_tuple(dilation)}")
+        args.append(f"dilation={as_tuple(dilation)}")
     if groups != 1:
         args.append(f"groups={groups}")
     if not bias:
@@ -134,7 +134,7 @@ def _padded(expr: str, fpad) -> str:
     return expr if fpad is None else f"F.pad({expr}, {fpad})"
 
 
-def _commented(lines: list[str], why: str) -> list[str]:
+def commented(lines: list[str], why: str) -> list[str]:
     """``lines`` with ``# why`` after the first (the one that holds the layer's call)."""
     return [lines[0] + f"  # {why}", *lines[1:]] if why else lines
 
@@ -145,14 +145,14 @@ def _pad_why(padding: str, fpad) -> str:
     return "causal: zeros on the left only" if padding == "causal" else "TF 'same': the odd pixel at the end"
 
 
-def _regs(ctx: Ctx, pairs) -> list:
+def layer_penalties(ctx: Ctx, pairs) -> list:
     out = []
     for reg_attr, key, weight in pairs:
         out += penalties(ctx, reg_attr, key, weight)
     return out
 
 
-def _common_checks(ctx: Ctx) -> None:
+def common_checks(ctx: Ctx) -> None:
     check_channels_last(ctx)
     check_no_lora(ctx)
 
@@ -164,19 +164,19 @@ def _common_checks(ctx: Ctx) -> None:
 @register(kl.Conv1D, kl.Conv2D, layout="cf")
 def conv(ctx: Ctx) -> Port:
     layer, attr = ctx.layer, ctx.attr
-    _common_checks(ctx)
+    common_checks(ctx)
     rank = len(layer.kernel_size)
-    padding = _padding_kind(ctx, ("valid", "same", "causal") if rank == 1 else ("valid", "same"))
+    padding = padding_kind(ctx, ("valid", "same", "causal") if rank == 1 else ("valid", "same"))
     kernel, strides, dilation = tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate)
     pads = conv_pads(ctx, padding, kernel, strides, dilation)
     sym, fpad = split_padding(pads)   # causal (p, 0) is never symmetric: always an F.pad
     nn_conv = f"nn.Conv{rank}d"
     args = conv_args(ctx.shape[-1], layer.filters, kernel, strides, dilation, layer.groups, sym, layer.use_bias)
     act = activations.name_of(ctx, layer.activation)
-    regs = _regs(ctx, [("kernel_regularizer", f"{attr}.weight", "kernel")]
+    regs = layer_penalties(ctx, [("kernel_regularizer", f"{attr}.weight", "kernel")]
                  + ([("bias_regularizer", f"{attr}.bias", "bias")] if layer.use_bias else []))
     lines = activations.apply(ctx, act, f"self.{attr}({_padded('{x}', fpad)})", dim=1)
-    return Port(ctx.out_shape, _commented(lines, _pad_why(padding, fpad)),
+    return Port(ctx.out_shape, commented(lines, _pad_why(padding, fpad)),
                 modules={attr: f"{nn_conv}({', '.join(args)})"}, state=conv_state(ctx, attr, layer.use_bias),
                 penalties=regs, notes=padding_note(ctx, padding) if fpad is not None else [])
 
@@ -195,8 +195,8 @@ def _depthwise_module(ctx: Ctx, cin: int, mult: int, pads_sym, bias: bool) -> st
 @register(kl.DepthwiseConv1D, kl.DepthwiseConv2D, layout="cf")
 def depthwise_conv(ctx: Ctx) -> Port:
     layer, attr = ctx.layer, ctx.attr
-    _common_checks(ctx)
-    padding = _padding_kind(ctx)
+    common_checks(ctx)
+    padding = padding_kind(ctx)
     cin, mult = ctx.shape[-1], layer.depth_multiplier
     pads = conv_pads(ctx, padding, tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate))
     sym, fpad = split_padding(pads)
@@ -208,11 +208,11 @@ def depthwise_conv(ctx: Ctx) -> Port:
         return state
 
     act = activations.name_of(ctx, layer.activation)
-    regs = _regs(ctx, [("depthwise_regularizer", f"{attr}.weight", "kernel")]
+    regs = layer_penalties(ctx, [("depthwise_regularizer", f"{attr}.weight", "kernel")]
                  + ([("bias_regularizer", f"{attr}.bias", "bias")] if layer.use_bias else []))
     # A grouped conv with groups=in (weight layout: depthwise_weight). No note: nothing to carry.
     lines = activations.apply(ctx, act, f"self.{attr}({_padded('{x}', fpad)})", dim=1)
-    return Port(ctx.out_shape, _commented(lines, _pad_why(padding, fpad)),
+    return Port(ctx.out_shape, commented(lines, _pad_why(padding, fpad)),
                 modules={attr: _depthwise_module(ctx, cin, mult, sym, layer.use_bias)}, state=read,
                 penalties=regs, notes=padding_note(ctx, padding) if fpad is not None else [])
 
@@ -223,8 +223,8 @@ def separable_conv(ctx: Ctx) -> Port:
     # they hold ("sep_depthwise.weight" is Keras's depthwise_kernel), and an uneven 'same' F.pad
     # goes before the depthwise conv alone.
     layer, attr = ctx.layer, ctx.attr
-    _common_checks(ctx)
-    padding = _padding_kind(ctx)
+    common_checks(ctx)
+    padding = padding_kind(ctx)
     rank = len(layer.kernel_size)
     cin, mult = ctx.shape[-1], layer.depth_multiplier
     pads = conv_pads(ctx, padding, tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate))
@@ -241,91 +241,14 @@ def separable_conv(ctx: Ctx) -> Port:
         return state
 
     act = activations.name_of(ctx, layer.activation)
-    regs = _regs(ctx, [("depthwise_regularizer", f"{dw}.weight", "depthwise_kernel"),
+    regs = layer_penalties(ctx, [("depthwise_regularizer", f"{dw}.weight", "depthwise_kernel"),
                        ("pointwise_regularizer", f"{pw}.weight", "pointwise_kernel")]
                  + ([("bias_regularizer", f"{pw}.bias", "bias")] if layer.use_bias else []))
     notes = [f"{layer.name}: SeparableConv as a depthwise conv (groups=in, no bias) then a 1x1 pointwise conv "
              "that holds Keras's bias"]
     notes += padding_note(ctx, padding) if fpad is not None else []
     lines = activations.apply(ctx, act, f"self.{pw}(self.{dw}({_padded('{x}', fpad)}))", dim=1)
-    return Port(ctx.out_shape, _commented(lines, _pad_why(padding, fpad)),
+    return Port(ctx.out_shape, commented(lines, _pad_why(padding, fpad)),
                 modules={dw: _depthwise_module(ctx, cin, mult, sym, False),
                          pw: f"nn.Conv{rank}d({', '.join(pointwise)})"},
                 state=read, penalties=regs, notes=notes)
-
-
-# ---------------------------------------------------------------------------------------------
-# Conv1DTranspose, Conv2DTranspose
-
-
-def transpose_out(size: int, k_eff: int, s: int, output_padding, padding: str) -> int:
-    """Keras's output size of a transposed conv (backend_utils._get_output_shape_given_tf_padding)."""
-    if padding == "valid":
-        extra = max(k_eff, s) - k_eff if output_padding is None else output_padding
-        return (size - 1) * s + k_eff + extra
-    return size * s if output_padding is None else (size - 1) * s + k_eff % 2 + output_padding
-
-
-def transpose_geometry(ctx: Ctx, size: int, k: int, s: int, d: int, output_padding, padding: str):
-    """(torch padding, torch output_padding, pixels to crop at the end) that give Keras's output.
-
-    TensorFlow's transposed conv is the gradient of a conv from ``out`` pixels to ``size``: of the
-    full result, (size − 1)·s + k_eff pixels long, it keeps ``out`` pixels from ``before``, the
-    forward conv's left padding (total // 2 for 'same', 0 for 'valid'), with zeros (then the bias)
-    past its end. torch keeps from ``padding`` to full − padding + output_padding. None of the
-    three depends on ``size`` (each is a function of k_eff, s and output_padding): an axis of
-    unknown size is worked out at a stand-in size."""
-    size = size if size > 0 else 8
-    k_eff = (k - 1) * d + 1
-    out = transpose_out(size, k_eff, s, output_padding, padding)
-    full = (size - 1) * s + k_eff
-    if padding == "same":
-        forward_out = -(-out // s)
-        if forward_out != size:
-            # Keras builds such a layer, but TensorFlow's own call fails on it.
-            raise ctx.fail(f"output_padding {ctx.layer.output_padding}: an axis of {size} pixels becomes {out}, "
-                           f"which a 'same' conv maps back to {forward_out}, not {size} (TensorFlow refuses it too)")
-        before = max((size - 1) * s + k_eff - out, 0) // 2
-    else:
-        before = 0
-    extra = out + 2 * before - full   # what torch must add at the end (output_padding), or crop if < 0
-    if extra >= max(s, d):   # not reached: Keras's output_padding < stride keeps it below
-        raise ctx.fail(f"output size {out} needs output_padding {extra} >= stride {s} in torch")
-    return before, max(extra, 0), max(-extra, 0)
-
-
-@register(kl.Conv1DTranspose, kl.Conv2DTranspose, layout="cf")
-def conv_transpose(ctx: Ctx) -> Port:
-    layer, attr = ctx.layer, ctx.attr
-    _common_checks(ctx)
-    padding = _padding_kind(ctx)
-    rank = len(layer.kernel_size)
-    kernel, strides, dilation = tuple(layer.kernel_size), tuple(layer.strides), tuple(layer.dilation_rate)
-    output_padding = layer.output_padding or (None,) * rank
-    geometry = [transpose_geometry(ctx, *args, padding)
-                for args in zip(_spatial(ctx), kernel, strides, dilation, output_padding)]
-    args = [str(ctx.shape[-1]), str(layer.filters), _tuple(kernel)]
-    if any(s != 1 for s in strides):
-        args.append(f"stride={_tuple(strides)}")
-    if any(g[0] for g in geometry):
-        args.append(f"padding={_tuple(g[0] for g in geometry)}")
-    if any(g[1] for g in geometry):
-        args.append(f"output_padding={_tuple(g[1] for g in geometry)}")
-    if any(d != 1 for d in dilation):
-        args.append(f"dilation={_tuple(dilation)}")
-    if not layer.use_bias:
-        args.append("bias=False")
-    expr = f"self.{attr}({{x}})"
-    notes, why = [], ""
-    if any(g[2] for g in geometry):
-        # TF's 'same' drops the odd pixel at the end; torch's padding crops both ends evenly.
-        why = "TF 'same': the odd pixel is cropped at the end"
-        expr = f"{expr}[..., {', '.join(f':-{g[2]}' if g[2] else ':' for g in geometry)}]"
-        notes.append(f"{layer.name}: 'same' transposed conv cropped as TensorFlow crops it (the odd pixel at the "
-                     "end; torch's padding crops both ends evenly), as a slice")
-    act = activations.name_of(ctx, layer.activation)
-    regs = _regs(ctx, [("kernel_regularizer", f"{attr}.weight", "kernel")]
-                 + ([("bias_regularizer", f"{attr}.bias", "bias")] if layer.use_bias else []))
-    return Port(ctx.out_shape, _commented(activations.apply(ctx, act, expr, dim=1), why),
-                modules={attr: f"nn.ConvTranspose{rank}d({', '.join(args)})"},
-                state=conv_state(ctx, attr, layer.use_bias), penalties=regs, notes=notes)

@@ -154,18 +154,24 @@ def rounding_driven(run: TorchRun, initial: dict[str, np.ndarray]) -> dict[str, 
     if not noise:
         return {}
     out = {name: f"gradient {sizes[name]:.0e} of the largest's {scale:.0e}: zero up to rounding" for name in noise}
-    # Buffers one training forward pass updates differently once those tensors move.
-    base, moved = run.build(initial, torch.float64), run.build(initial, torch.float64)
+    # Buffers one training forward pass updates differently once one of those tensors moves (each
+    # moved alone, so that a buffer names the tensors it really depends on).
+    base = run.build(initial, torch.float64)
     with torch.no_grad():
-        for name, p in moved.named_parameters():
-            if name in noise:
-                p.add_(0.5)
         base(*xs)
-        moved(*xs)
-    after, moved_after = base.state_dict(), moved.state_dict()
-    for name, _ in base.named_buffers():
-        a, b = after.get(name), moved_after.get(name)
-        if a is not None and a.is_floating_point() and name in run.keys:
-            if a.numel() and float((a - b).abs().max()) > NOISE * (1.0 + float(a.abs().max())):
-                out[name] = f"updated from {', '.join(noise)}"
+    after = base.state_dict()
+    sources: dict[str, list[str]] = {}
+    for tensor in noise:
+        moved = run.build(initial, torch.float64)
+        with torch.no_grad():
+            dict(moved.named_parameters())[tensor].add_(0.5)
+            moved(*xs)
+        moved_after = moved.state_dict()
+        for name, _ in base.named_buffers():
+            a, b = after.get(name), moved_after.get(name)
+            if a is not None and a.is_floating_point() and name in run.keys and a.numel() \
+                    and float((a - b).abs().max()) > NOISE * (1.0 + float(a.abs().max())):
+                sources.setdefault(name, []).append(tensor)
+    for name, tensors in sources.items():
+        out[name] = f"updated from {', '.join(tensors)}"
     return out
