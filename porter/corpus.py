@@ -213,4 +213,15 @@ BUILDERS = {f.__name__: f for f in (cifar_resnet, vgg_small, densenet_tiny, mobi
 
 
 def build(name: str, dtype: str = "float64") -> keras.Model:
-    return BUILDERS[name](dtype)
+    """The model with the layer names a fresh Keras session gives it ("conv2d", "conv2d_1", ...), whatever
+    was built before in this process: reports and records then name the same tensors every time."""
+    import collections
+
+    from keras.src.backend.common import global_state
+
+    saved = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        return BUILDERS[name](dtype)
+    finally:
+        global_state.set_global_attribute("object_name_uids", saved)

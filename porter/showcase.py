@@ -61,10 +61,12 @@ def cells() -> list[VerifyCell]:
 def run_cell(cell: VerifyCell) -> dict:
     """In a worker process (both frameworks): the cell's record, verify's records inside."""
     from core.records import git_commit, json_safe
+    from keras_impl.seeding import seed_everything
     from porter import corpus
     from porter.verify import verify
 
-    records = verify(corpus.build(cell.model, "float32"), optimizer=cell.optimizer, steps=cell.steps)
+    seed_everything(0)   # the initial weights: the same whatever ran before in this worker
+    records = verify(corpus.build(cell.model, "float32"), optimizer=cell.optimizer, steps=cell.steps, seed=0)
     return json_safe({"key": cell.key, "family": cell.family, "model": cell.model, "optimizer": cell.optimizer,
                       "layers": FAMILIES[cell.family][1], "records": records, "commit": git_commit(),
                       "porter": porter_fingerprint()})

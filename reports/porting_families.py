@@ -73,8 +73,17 @@ def family_table(cells: list[dict]) -> str:
     return markdown(pd.DataFrame(rows))
 
 
+LEFT_OUT = "left out of the verdict, values driven by rounding: "
+
+
 def _notes(cells: list[dict]) -> str:
-    notes = sorted({n for c in cells for r in c["records"] for n in r.get("notes", [])})
+    """The records' notes, once each; the left-out tensors as one list of names (verify.md has the why)."""
+    notes = sorted({n for c in cells for r in c["records"] for n in r.get("notes", []) if not n.startswith(LEFT_OUT)})
+    left = sorted({part.split(" (")[0] for c in cells for r in c["records"] for n in r.get("notes", [])
+                   if n.startswith(LEFT_OUT) for part in n[len(LEFT_OUT):].split("; ")})
+    if left:
+        notes.insert(0, f"{LEFT_OUT}{', '.join(left)} (their float64 gradient is zero up to "
+                        "rounding, as a bias followed by BatchNormalization has; why, tensor by tensor: verify.md)")
     return "\n".join(f"- {n}" for n in notes)
 
 
