@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from reports.tables import markdown as markdown_frame
+
 RECIPE_TEXT = {
     "penalty": "loss = data + `l2_penalty(model)`, on the Keras-exact optimizer (`torch_impl.optim`)",
     "coupled": "`param_groups(model)`: each L2 as coupled weight decay 2λ on the Keras-exact optimizer; "
@@ -37,24 +41,17 @@ def rows(records: list[dict]) -> list[dict[str, str]]:
 
 
 def text_table(records: list[dict]) -> str:
-    """The verdict table for a terminal: aligned columns."""
+    """The verdict table for a terminal: aligned columns (tabulate's "simple" format, as pandas writes it)."""
     table = rows(records)
     if not table:
         return "(no records)"
-    columns = list(table[0])
-    widths = {c: max(len(c), *(len(row[c]) for row in table)) for c in columns}
-    lines = ["  ".join(c.ljust(widths[c]) for c in columns), "  ".join("-" * widths[c] for c in columns)]
-    lines += ["  ".join(row[c].ljust(widths[c]) for c in columns) for row in table]
-    return "\n".join(line.rstrip() for line in lines)
+    return pd.DataFrame(table).to_markdown(index=False, tablefmt="simple", disable_numparse=True)
 
 
 def markdown_table(records: list[dict]) -> str:
-    table = rows(records)
-    columns = list(table[0]) if table else []
-    out = ["| " + " | ".join(c.replace("|", "\\|") for c in columns) + " |",
-           "|" + "|".join("---" for _ in columns) + "|"]
-    out += ["| " + " | ".join(row[c].replace("|", "\\|") for c in columns) + " |" for row in table]
-    return "\n".join(out)
+    frame = pd.DataFrame(rows(records))
+    escape = {c: c.replace("|", "\\|") for c in frame.columns}   # a "|" in a cell would split it
+    return markdown_frame(frame.rename(columns=escape).replace({"\\|": "\\|"}, regex=True))
 
 
 def markdown(records: list[dict], *, model_file: str | None = None) -> str:
