@@ -20,6 +20,7 @@ from porter import (layers_conv, layers_conv_transpose, layers_core, layers_merg
                     layers_recurrent, layers_shape, pooling)
 from porter.emit import Ctx, Penalty, check_constraints, freeze, porter_for, regularizer_terms
 from porter.errors import PortError
+from porter import source_parts
 from porter.graph import walk
 
 # Every family registers its porters (porter.emit.register) when imported.
@@ -171,15 +172,7 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
             raise PortError(f"layer {op.name!r} ({type(op).__name__}) reads a tensor the port does not compute "
                             "(a mask?); masking is not carried")
         attr = identifier(op.name, taken)
-        if wants == "any" and len({len(t.shape) for t in node.inputs}) > 1:
-            wants = "keras"   # broadcasting aligns trailing axes: only right in Keras's layout
-        variables = [writer.read(t, wants) for t in node.inputs]
-        layouts = {next(k for k, v in writer.vars[id(t)].items() if v == var) for t, var in zip(node.inputs, variables)}
-        layout = "keras" if wants == "keras" else ("cf" if wants == "cf" else
-                                                     ("cf" if layouts == {"cf"} else "keras"))
-        if wants == "any" and len(layouts) > 1:   # mixed inputs: bring them all to Keras's layout
-            variables = [writer.read(t, "keras") for t in node.inputs]
-            layout = "keras"
+        variables, layout = _read_inputs(writer, node, wants)
         ctx = Ctx(op, attr, [_shape(t) for t in node.inputs], _shape(node.outputs[0]), layout, dtype,
                   fold_softmax=fold and node.outputs[0] is graph.outputs[0])
         ctx.node = node
@@ -199,37 +192,53 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
         fields.update({f"x{i}": v for i, v in enumerate(variables)})
         writer.lines.extend(line.format(**fields) for line in port.forward)
         writer.bind(node.outputs[0], y, out_layout)
-        activity = regularizer_terms(op, "activity_regularizer") if isinstance(op, keras.layers.Layer) else []
-        for kind, lam in activity:
-            has_activity = True
-            term = f"{y}.square().sum()" if kind == "l2" else f"{y}.abs().sum()"
-            divide = f" / {y}.shape[0]" if _divides_activity_by_batch() else ""
-            writer.lines.append(f"activity = activity + {lam!r} * {term}{divide}  # {op.name}: activity_regularizer "
-                                f"{kind.upper()}")
+        activity = _activity(op, y)
         if activity:
-            notes.append(f"{op.name}: activity_regularizer ({', '.join(k.upper() for k, _ in activity)}) "
-                         + ("divided by the batch size, as Keras >= 3.14 does" if _divides_activity_by_batch()
-                            else "summed over the batch, as Keras < 3.14 does"))
+            has_activity = True
+            writer.lines.extend(activity[0])
+            notes.append(activity[1])
         modules.update(port.modules)
         penalties.extend(port.penalties)
         notes.extend(port.notes)
         states.append(port.state)
         helpers.extend(h for h in port.helpers if h not in helpers)
     outputs = [writer.read(t, "keras") for t in graph.outputs]
-    source = _assemble(model, class_name(model.name), input_names, modules, writer.lines, outputs, penalties,
-                       notes, helpers, dtype, returns_logits, has_activity, weights_file)
+    source = source_parts.assemble(model=model, cls=class_name(model.name), inputs=input_names, modules=modules,
+                                   lines=writer.lines, outputs=outputs, penalties=penalties, notes=notes,
+                                   helpers=helpers, dtype=dtype, fold=returns_logits, has_activity=has_activity,
+                                   weights_file=weights_file)
     return Generated(source, class_name(model.name), dtype, penalties, returns_logits, states)
+
+
+def _read_inputs(writer: _Writer, node, wants: str) -> tuple[list[str], str]:
+    """The node's input variables in the layout its porter takes, and that layout. An "any" porter
+    gets its inputs as they are when they agree (channels first stays channels first); inputs of
+    mixed layouts, or of different ranks (broadcasting aligns trailing axes), go to Keras's layout."""
+    if wants == "any" and len({len(t.shape) for t in node.inputs}) > 1:
+        wants = "keras"
+    variables = [writer.read(t, wants) for t in node.inputs]
+    if wants != "any":
+        return variables, wants
+    layouts = {next(k for k, v in writer.vars[id(t)].items() if v == var) for t, var in zip(node.inputs, variables)}
+    if layouts == {"cf"}:
+        return variables, "cf"
+    return [writer.read(t, "keras") for t in node.inputs], "keras"
+
+
+def _activity(op, y: str):
+    """(forward lines, note) adding ``op``'s activity regularizer on output ``y``, or None."""
+    terms = regularizer_terms(op, "activity_regularizer") if isinstance(op, keras.layers.Layer) else []
+    if not terms:
+        return None
+    divide = f" / {y}.shape[0]" if _divides_activity_by_batch() else ""
+    lines = [f"activity = activity + {lam!r} * {y}.{'square' if kind == 'l2' else 'abs'}().sum(){divide}"
+             f"  # {op.name}: activity_regularizer {kind.upper()}" for kind, lam in terms]
+    note = (f"{op.name}: activity_regularizer ({', '.join(k.upper() for k, _ in terms)}) "
+            + ("divided by the batch size, as Keras >= 3.14 does" if _divides_activity_by_batch()
+               else "summed over the batch, as Keras < 3.14 does"))
+    return lines, note
 
 
 def _divides_activity_by_batch() -> bool:
     major, minor = (int(p) for p in keras.__version__.split(".")[:2])
     return (major, minor) >= (3, 14)
-
-
-def _assemble(model, cls, inputs, modules, lines, outputs, penalties, notes, helpers, dtype, fold,
-              has_activity, weights_file) -> str:
-    from porter import source_parts
-
-    return source_parts.assemble(model=model, cls=cls, inputs=inputs, modules=modules, lines=lines,
-                                 outputs=outputs, penalties=penalties, notes=notes, helpers=helpers,
-                                 dtype=dtype, fold=fold, has_activity=has_activity, weights_file=weights_file)
