@@ -1,0 +1,82 @@
+"""What Keras 3.15 does differently on its TensorFlow, JAX and torch backends (issue: backends as columns).
+
+Each backend runs ``comparisons/backend_probe.py`` in its own process (Keras picks its backend at
+import) and reports what it measured; these tests fail if a difference disappears or changes size.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROBE = Path(__file__).with_name("backend_probe.py")
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _probe(backend: str, *flags: str) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, str(PROBE), *flags], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def facts() -> dict:
+    return {backend: _probe(backend) for backend in BACKENDS}
+
+
+def test_each_probe_ran_on_its_backend(facts):
+    assert {b: f["backend"] for b, f in facts.items()} == {b: b for b in BACKENDS}
+
+
+def test_crossentropy_on_a_softmax_output_is_clipped_on_torch_and_jax_not_tensorflow(facts):
+    """TensorFlow recovers the logits behind a softmax and uses the fused op: a sample whose true class has
+    probability e^-30 costs 30 and still pulls on the kernel (gradient 1.0, measured). The torch and JAX
+    backends clip the probability to [1e-7, 1 - 1e-7] (keras/src/backend/{torch,jax}/nn.py) and take the
+    log: the loss stops at -log(1e-7) = 16.118 and the gradient is exactly zero."""
+    tf, jx, th = (facts[b]["wrong_sample"] for b in BACKENDS)
+    assert tf["loss"] == pytest.approx(30.0, abs=1e-4) and tf["grad_max"] == pytest.approx(1.0, abs=1e-6)
+    for other in (jx, th):
+        assert other["loss"] == pytest.approx(16.118095, abs=1e-5) and other["grad_max"] == 0.0
+
+
+def test_optimizer_weight_decay_is_written_differently_on_torch(facts):
+    """TensorFlow and JAX decay as w − w·wd·lr (base_optimizer._apply_weight_decay); the torch backend as
+    w·(1 − wd·lr) (torch_optimizer._apply_weight_decay, torch's AdamW form). In float32 the two round
+    differently on 1545 of 4096 normal weights (measured, wd 0.3, lr 0.1): bit for bit, each backend is its form."""
+    for backend in ("tensorflow", "jax"):
+        d = facts[backend]["weight_decay"]
+        assert d["equals_subtract"] and not d["equals_multiply"], (backend, d)
+    d = facts["torch"]["weight_decay"]
+    assert d["equals_multiply"] and not d["equals_subtract"], d
+    assert 1000 < d["forms_differ_on"] < 2000, d
+
+
+def test_jit_compile_auto_resolves_per_backend(facts):
+    """jit_compile="auto" (compile's default): XLA on JAX; not on TensorFlow on this CPU-only machine; eager on torch."""
+    assert {b: f["jit_compile"] for b, f in facts.items()} == {"tensorflow": False, "jax": True, "torch": False}
+
+
+def test_float64_needs_x64_on_jax():
+    """A float64 Keras model on JAX computes in float32 unless jax_enable_x64 is on; TensorFlow and torch
+    compute in float64 as asked."""
+    assert _probe("jax")["float64"] == "float32"
+    assert _probe("jax", "--x64")["float64"] == "float64"
+
+
+def test_float64_on_tensorflow_and_torch(facts):
+    assert facts["tensorflow"]["float64"] == facts["torch"]["float64"] == "float64"
+
+
+def test_the_torch_guide_sum_of_losses_fails_with_two_regularized_tensors(facts):
+    """On the torch backend a Keras model is an nn.Module, trainable by a torch optimizer if the loop adds
+    its regularizers. The keras-io torch training-loop guide adds ``torch.sum(*model.losses)``: right with
+    one regularized tensor, and a TypeError with two (torch.sum's second argument is ``dim``), where
+    ``sum(model.losses)`` is right."""
+    s = facts["torch"]["losses_sum"]
+    assert s["is_module"]
+    one, two = s["by_count"]["1"], s["by_count"]["2"]
+    assert one["error"] is None and one["guide"] == pytest.approx(one["right"], rel=1e-6)
+    assert two["error"] == "TypeError" and two["guide"] is None and two["right"] > one["right"] > 0
