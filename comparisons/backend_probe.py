@@ -5,7 +5,6 @@
 backend once, at import. With ``--x64`` it first turns on JAX's 64-bit mode.
 """
 import json
-import os
 import sys
 
 if "--x64" in sys.argv:
@@ -69,11 +68,16 @@ def _jit_compile() -> object:
     return model.jit_compile
 
 
-def _float64() -> str:
-    """The dtype a float64 model computes in."""
-    model = keras.Sequential([keras.Input((3,), dtype="float64"), keras.layers.Dense(2, dtype="float64")])
-    out = model(np.ones((1, 3)))
-    return str(keras.backend.standardize_dtype(out.dtype))
+def _float64() -> dict:
+    """The dtype a float64 model computes in, and how far its Dense output is from a float64 matmul."""
+    model = keras.Sequential([keras.Input((6,), dtype="float64"), keras.layers.Dense(5, dtype="float64")])
+    x = np.random.default_rng(0).random((8, 6))
+    out = model(x)
+    dense = model.layers[0]
+    exact = x @ np.asarray(keras.ops.convert_to_numpy(dense.kernel.value), np.float64) \
+        + np.asarray(keras.ops.convert_to_numpy(dense.bias.value), np.float64)
+    got = np.asarray(keras.ops.convert_to_numpy(out), np.float64)
+    return {"dtype": str(keras.backend.standardize_dtype(out.dtype)), "dense_error": float(np.abs(got - exact).max())}
 
 
 def _losses_sum() -> dict:
