@@ -75,3 +75,10 @@ KERAS = register(Column("keras", "keras", "tensorflow", "keras_impl.worker", "Ke
                         "Keras 3 on TensorFlow (keras_impl)", env={"KERAS_BACKEND": "tensorflow"}))
 TORCH = register(Column("torch", "torch", "torch", "torch_impl.worker", "torch",
                         "native PyTorch, ported by hand (torch_impl)"))
+# Keras 3 on its other backends. JAX computes float64 only with x64 on (it is set for the whole
+# process, before JAX starts); a float32 model is unaffected, as Keras casts explicitly.
+KERAS_JAX = register(Column("keras_jax", "keras", "jax", "keras_impl.worker", "Keras (JAX)",
+                            "Keras 3 on JAX (keras_impl; XLA via jit_compile='auto'; XLA's threads not pinned)",
+                            env={"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}))
+KERAS_TORCH = register(Column("keras_torch", "keras", "torch", "keras_impl.worker", "Keras (torch)",
+                              "Keras 3 on the torch backend (keras_impl; eager)", env={"KERAS_BACKEND": "torch"}))

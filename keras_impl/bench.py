@@ -19,8 +19,9 @@ def minimal_loop(model_name: str, x: np.ndarray, y: np.ndarray, order, warm_orde
     epoch (``warm_order``'s length) that traces the train function."""
     model = keras_impl.build_model(model_name, l2=0.01)
     xs = train.as_inputs(x, model_name, "float32")
+    # The suite's own rule (train.compile_model): TensorFlow without XLA, other backends their default.
     model.compile(optimizer=keras.optimizers.Adam(), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  jit_compile=False)
+                  jit_compile=False if keras.backend.backend() == "tensorflow" else "auto")
     model.fit(xs, y, batch_size=batch_size, epochs=len(warm_order), verbose=0)
     start = time.perf_counter()
     model.fit(xs, y, batch_size=batch_size, epochs=len(order), verbose=0)

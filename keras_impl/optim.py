@@ -62,8 +62,8 @@ def export_state(optimizer, model: keras.Model) -> dict:
         for name, var in named_variables(model):
             if var.trainable:
                 index = optimizer._get_variable_index(var)
-                slots[name] = {slot: np.array(values[index].numpy()) for slot, values in lists.items()}
-    return {"iterations": int(optimizer.iterations.numpy()), "slots": slots}
+                slots[name] = {slot: np.array(keras.ops.convert_to_numpy(values[index])) for slot, values in lists.items()}
+    return {"iterations": int(keras.ops.convert_to_numpy(optimizer.iterations)), "slots": slots}
 
 
 def import_state(optimizer, model: keras.Model, state: dict) -> None:

@@ -48,14 +48,16 @@ class _CaptureSteps(keras.callbacks.Callback):
 
 def compile_model(model: keras.Model, optimizer) -> None:
     # The data loss as a metric too, so that the history splits loss = data loss + penalty.
-    # jit_compile=False: XLA may reorder arithmetic; we want Keras's plain TF graph.
+    # On TensorFlow, jit_compile=False: XLA may reorder arithmetic; we want Keras's plain TF graph
+    # (and "auto" is False on a CPU anyway). Other backends keep their own default, "auto": XLA on
+    # JAX (eager JAX is no one's training loop), eager on torch.
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="data_loss")],
-                  jit_compile=False)
+                  jit_compile=False if keras.backend.backend() == "tensorflow" else "auto")
 
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch: int = 1024) -> float:
-    correct = sum(int((np.asarray(model(x[i:i + batch], training=False)).argmax(1) == y[i:i + batch]).sum())
+    correct = sum(int((keras.ops.convert_to_numpy(model(x[i:i + batch], training=False)).argmax(1) == y[i:i + batch]).sum())
                   for i in range(0, len(x), batch))
     return correct / len(x)
 

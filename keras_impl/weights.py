@@ -18,7 +18,8 @@ def named_variables(model: keras.Model):
 
 def export_weights(model: keras.Model) -> dict[str, np.ndarray]:
     """Copies of every weight, keyed by canonical name, in Keras layout."""
-    return {name: np.array(var.numpy()) for name, var in named_variables(model)}
+    # convert_to_numpy: every backend's tensors (a torch-backend variable needs detaching first).
+    return {name: np.array(keras.ops.convert_to_numpy(var)) for name, var in named_variables(model)}
 
 
 def import_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:

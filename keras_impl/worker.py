@@ -20,24 +20,38 @@ FRAMEWORK = "keras"
 
 
 def versions() -> dict:
-    import tensorflow as tf
+    """Keras's version and its backend library's (TensorFlow, JAX or torch), read from the installed
+    packages (keras_impl imports no other framework than Keras's TensorFlow)."""
+    from importlib.metadata import version
 
-    return {"keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__}
+    library = {"tensorflow": "tensorflow-cpu", "jax": "jax", "torch": "torch"}[keras.backend.backend()]
+    try:
+        library_version = version(library)
+    except Exception:   # tensorflow (not -cpu) where tensorflow-cpu has no build
+        library_version = version(library.removesuffix("-cpu"))
+    return {"keras": keras.__version__, library.removesuffix("-cpu"): library_version, "numpy": np.__version__}
 
 
 def device() -> str:
-    import tensorflow as tf
+    """Where the backend runs: the Keras torch and JAX backends use CUDA when present, as
+    tensorflow-cpu cannot."""
+    if keras.backend.backend() == "torch":   # keras.distribution has no torch implementation
+        from keras.src.backend.torch.core import get_device   # the device Keras puts tensors on
 
-    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+        return "gpu" if get_device().startswith("cuda") else "cpu"
+    return "gpu" if any(d.split(":")[0] in ("gpu", "cuda") for d in keras.distribution.list_devices()) else "cpu"
 
 
 def machine() -> dict:
-    """The machine facts of this process (``core.machine.provenance``) and TensorFlow's own:
-    its thread pools (0 = TensorFlow's default, one thread per core)."""
-    import tensorflow as tf
+    """The machine facts of this process (``core.machine.provenance``) and, on TensorFlow, its own
+    thread pools (0 = its default, one thread per core)."""
+    facts = {**provenance(), "versions": versions()}
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
 
-    return {**provenance(), "tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(), "versions": versions()}
+        facts.update(tf_intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),
+                     tf_inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads())
+    return facts
 
 
 def defaults() -> dict:
