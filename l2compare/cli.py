@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--l2", type=_lambda, default=0.01, help="λ (default 0.01)")
     compare.add_argument("--keras", choices=KERAS_CONFIGS, default="l2", help="Keras config (default l2)")
     compare.add_argument("--recipes", default="penalty", help=f"comma-separated: {', '.join(TORCH_RECIPES)}")
+    compare.add_argument("--frameworks", default="keras,torch",
+                         help="comma-separated framework columns (`l2compare list`; default keras,torch): Keras "
+                              "columns run --keras, torch columns each of --recipes")
     compare.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     compare.add_argument("--lr", type=_lambda, default=None)
     compare.add_argument("--momentum", type=_lambda, default=0.0)
@@ -234,6 +237,19 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _frameworks(text: str) -> list:
+    """The framework columns named in ``--frameworks`` (registry order kept as given)."""
+    from core import columns
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if name not in columns.names():
+            raise UsageError(f"--frameworks: unknown framework column {name!r}; allowed: {', '.join(columns.names())}")
+    if not names:
+        raise UsageError(f"--frameworks: name at least one of {', '.join(columns.names())}")
+    return [columns.get(n) for n in dict.fromkeys(names)]
+
+
 def cmd_compare(args) -> int:
     from l2compare import pipeline
     from core.spec import OptimizerSpec, RunSpec
@@ -247,10 +263,12 @@ def cmd_compare(args) -> int:
     optimizer = OptimizerSpec(args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     common = dict(model=args.model, l2=args.l2, optimizer=optimizer, mode=args.mode, dataset=args.dataset,
                   epochs=args.epochs, batch_size=args.batch_size, dtype=args.dtype)
+    frameworks = _frameworks(args.frameworks)
     specs = []
     for seed in args.seeds:
-        specs.append(RunSpec(framework="keras", regularization=args.keras, seed=seed, **common))
-        specs += [RunSpec(framework="torch", regularization=r, seed=seed, **common) for r in recipes]
+        for column in frameworks:
+            regularizations = [args.keras] if column.framework == "keras" else recipes
+            specs += [RunSpec(framework=column.name, regularization=r, seed=seed, **common) for r in regularizations]
     return pipeline.compare(specs, args.out, threads=args.threads, force=args.force, progress=not args.no_progress)
 
 

@@ -232,3 +232,20 @@ def test_console_script_verify_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("l2compare: error: ") and proc.stderr.count("\n") == 1, proc.stderr  # no TF log lines
     assert os.listdir(tmp_path) == ["m.keras"]
+
+
+def test_compare_frameworks_picks_the_columns(monkeypatch, tmp_path):
+    from l2compare import pipeline
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "compare", lambda specs, out, **kw: seen.setdefault("specs", specs) and 0)
+    argv = ["compare", "--frameworks", "keras_jax,keras_torch,torch", "--recipes", "penalty,coupled",
+            "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    assert [(s.framework, s.regularization) for s in seen["specs"]] == [
+        ("keras_jax", "l2"), ("keras_torch", "l2"), ("torch", "penalty"), ("torch", "coupled")]
+
+
+def test_compare_refuses_an_unknown_framework_column(tmp_path, capsys):
+    assert cli.main(["compare", "--frameworks", "keras,mxnet", "--out", str(tmp_path)]) == 2
+    _one_line_error(capsys, "--frameworks: unknown framework column 'mxnet'; allowed: keras, torch, keras_jax")
