@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from parity.cases import PRESETS, ParityCase, preset_optimizer
-from parity.runner import EXACT_FLOAT64, SLACK, run
+from core.verdicts import EXACT_FLOAT64
+from parity.runner import SLACK, run
 
 LAMBDA = {dtype: PRESETS[dtype]["l2"] for dtype in PRESETS}
 WD = {dtype: PRESETS[dtype]["weight_decay"] for dtype in PRESETS}

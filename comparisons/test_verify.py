@@ -133,8 +133,9 @@ def test_thresholds_and_hyperparameters_are_the_projects_and_keras():
     from parity import runner
     from torch_impl.optim import KERAS_DEFAULTS
 
-    assert (verify_mod.EXACT_FLOAT64, verify_mod.CLOSE) == (runner.EXACT_FLOAT64, runner.CLOSE)
-    assert verify_mod.trajectory_verdict(1e-12) == runner.trajectory_verdict(1e-12) == "exact"
+    # One rule for the parity grid and for a user's model (core.verdicts), not two copies that could drift.
+    assert verify_mod.trajectory_verdict is runner.trajectory_verdict
+    assert verify_mod.trajectory_verdict(1e-12) == "exact" and verify_mod.trajectory_verdict(1.1e-12) == "close"
     for name, cls, extra in (("adam", keras.optimizers.Adam, {}), ("adamw", keras.optimizers.AdamW, {}),
                              ("sgd", keras.optimizers.SGD, {}), ("momentum", keras.optimizers.SGD, {"momentum": 0.9})):
         config = cls(**extra).get_config()

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.verdicts import one_ulp_up, trajectory_verdict
 from parity.cases import ParityCase, keras_side, parity_data
 from parity.sides import keras_trajectory, run_torch
 
-# float64: the trajectory decides. max |Δw| at or below EXACT_FLOAT64 over every step is "exact"
-# (the same computation up to rounding); above CLOSE it is "wrong"; in between, "close".
-EXACT_FLOAT64 = 1e-12
-CLOSE = 1e-3
+# float64: the trajectory decides (core.verdicts: EXACT_FLOAT64, CLOSE, trajectory_verdict).
 # float32: teacher-forced one step at a time (parity.onestep). "exact" when, at every step and
 # in every tensor and optimizer slot, the cross-framework difference is within the two frameworks'
 # own float32 rounding of that step (torch floor + keras floor) plus SLACK, which covers the float64
@@ -77,13 +75,6 @@ class ParityResult:
         return text + f"; loss |Δ| = {self.loss_diff['loss']:.3g}"
 
 
-def trajectory_verdict(worst: float) -> str:
-    """float64: max |Δw| over the trajectory."""
-    if not np.isfinite(worst):
-        return "wrong"
-    return "exact" if worst <= EXACT_FLOAT64 else "close" if worst <= CLOSE else "wrong"
-
-
 def onestep_verdict(one) -> str:
     """float32: every step within the frameworks' own rounding, or how far the median step is off."""
     if not np.isfinite(one.cross).all():
@@ -108,7 +99,7 @@ def run(case: ParityCase) -> ParityResult:
     one, envelope = None, None
     if case.dtype == "float32":
         one = onestep.run(case, traj, x, y)
-        nudged = run_torch(case, _one_ulp_up(traj.initial), x, y, traj.order)
+        nudged = run_torch(case, one_ulp_up(traj.initial), x, y, traj.order)
         envelope = _max_dw(torch_result.steps, nudged.steps, tensors)
     return ParityResult(case, tensors, max_dw, loss_diff, {"keras": traj.history, "torch": torch_result.history},
                         onestep=one, envelope=envelope)
@@ -117,8 +108,3 @@ def run(case: ParityCase) -> ParityResult:
 def _max_dw(a: list[dict], b: list[dict], tensors: list[str]) -> np.ndarray:
     """(steps, tensors): max |a − b| after each step."""
     return np.array([[np.abs(sa[n] - sb[n]).max() for n in tensors] for sa, sb in zip(a, b)], dtype=np.float64)
-
-
-def _one_ulp_up(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every initial weight moved by one unit in the last place: the smallest change of the start."""
-    return {n: np.nextafter(w, np.array(np.inf, dtype=w.dtype)) for n, w in weights.items()}

@@ -173,9 +173,8 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
                             "(a mask?); masking is not carried")
         attr = identifier(op.name, taken)
         variables, layout = _read_inputs(writer, node, wants)
-        ctx = Ctx(op, attr, [_shape(t) for t in node.inputs], _shape(node.outputs[0]), layout, dtype,
+        ctx = Ctx(op, attr, [_shape(t) for t in node.inputs], _shape(node.outputs[0]), layout, dtype, node=node,
                   fold_softmax=fold and node.outputs[0] is graph.outputs[0])
-        ctx.node = node
         if isinstance(op, keras.layers.Layer):
             check_constraints(ctx)
         port = port_fn(ctx)

@@ -60,6 +60,7 @@ class Ctx:
     out_shape: tuple          # Keras output shape, no batch axis
     layout: str               # the layout its inputs arrive in: "keras" or "cf"
     dtype: str                # "float32" or "float64"
+    node: object = None         # the graph node (porter.graph.Node): a keras.ops call's arguments
     fold_softmax: bool = False  # the model's output softmax is left to the loss: emit logits
     folded: bool = False        # set when the porter did leave it out (porter.activations.apply)
 

@@ -50,6 +50,7 @@ import keras
 import numpy as np
 import torch
 
+from core.verdicts import CLOSE, EXACT_FLOAT64, trajectory_verdict
 from porter.codegen import generate
 from porter.convert import keras_to_torch
 from porter.verify_data import (DROPOUT_LIKE, FREE_DIM, INDEX_RANGE, Task, VerifyError, clone_in, index_range,
@@ -68,8 +69,6 @@ DTYPES = ("float64", "float32")
 
 # The thresholds of parity.runner (a floor-2 neighbour this module may not import; a test checks
 # that they agree).
-EXACT_FLOAT64 = 1e-12
-CLOSE = 1e-3
 ENVELOPE_FACTOR = 8.0   # see the module docstring
 
 
@@ -141,13 +140,6 @@ def _run_info(original, clone, port, keys, dtype, optimizer, batch_size, task, c
 
 
 # --- verdicts -----------------------------------------------------------------------------------
-
-def trajectory_verdict(worst: float) -> str:
-    """float64: the largest |Δw| of the trajectory (parity.runner's rule)."""
-    if not np.isfinite(worst):
-        return "wrong"
-    return "exact" if worst <= EXACT_FLOAT64 else "close" if worst <= CLOSE else "wrong"
-
 
 def envelope_verdict(cross: np.ndarray, envelope: np.ndarray) -> str:
     """float32: ``cross`` and ``envelope`` are per-step maxima over tensors. "exact" when every step's

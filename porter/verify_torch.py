@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from core.verdicts import one_ulp_up
 from porter.convert import load_state
 from porter.verify_keras import HYPERPARAMETERS
 
@@ -100,7 +101,7 @@ class TorchRun:
         (max |Δ| per step and tensor, the same for a run from ``start`` moved one ulp (None unless
         ``envelope``), the loss Keras would log after every step: the running mean). Nothing but the
         current weights is kept, so that a large model's trajectory is not held in memory three times."""
-        models = [self.build(start)] + ([self.build(_one_ulp_up(start))] if envelope else [])
+        models = [self.build(start)] + ([self.build(one_ulp_up(start))] if envelope else [])
         optimizers = [self.make_optimizer(m) for m in models]
         cross, spread, losses = [], [], []
         for step, keras_state in enumerate(reference):
@@ -122,12 +123,6 @@ def _max_abs(a, b) -> float:
     a = a.detach().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
     b = b.detach().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
     return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max(initial=0.0))
-
-
-def _one_ulp_up(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every float weight and buffer moved by one unit in the last place."""
-    return {k: np.nextafter(v, np.array(np.inf, dtype=v.dtype)) if np.issubdtype(v.dtype, np.floating) else v
-            for k, v in state.items()}
 
 
 def rounding_driven(run: TorchRun, initial: dict[str, np.ndarray]) -> dict[str, str]:

@@ -13,7 +13,8 @@ import pandas as pd
 
 from core.names import REGULARIZED
 from engine.experiments import ARTICLE_LAMBDA
-from parity.runner import CLOSE, CLOSE_STEP, EXACT_FLOAT64, SLACK
+from core.verdicts import CLOSE, EXACT_FLOAT64
+from parity.runner import CLOSE_STEP, SLACK
 from reports import porting_guide, verify_report
 from reports.float32_study import OLD_BOUND, float32_markdown, float32_table, plot_float32_case
 from reports.frames import epochs_frame, of_experiment, on_sides, runs_frame

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from parity.onestep import TIE
-from parity.runner import CLOSE, CLOSE_STEP, EXACT_FLOAT64, OUTLIER, SLACK
+from core.verdicts import CLOSE, EXACT_FLOAT64
+from parity.runner import CLOSE_STEP, OUTLIER, SLACK
 from parity.grid import COLUMNS as PARITY_COLUMNS
 from reports.tables import distinct, markdown, sci
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from engine.experiments import ARTICLE_LAMBDA
-from parity.runner import CLOSE, CLOSE_STEP, EXACT_FLOAT64, SLACK
+from core.verdicts import CLOSE, EXACT_FLOAT64
+from parity.runner import CLOSE_STEP, SLACK
 from reports import float32_study
 from reports.frames import runs_frame
 from reports import porting_families

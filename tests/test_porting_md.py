@@ -5,7 +5,8 @@ from pathlib import Path
 
 from reports import porting_guide as porting_md
 from reports.porting_snippets import PROOF
-from parity.runner import CLOSE_STEP, EXACT_FLOAT64, SLACK
+from core.verdicts import EXACT_FLOAT64
+from parity.runner import CLOSE_STEP, SLACK
 
 ROOT = Path(__file__).resolve().parents[1]
 

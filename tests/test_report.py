@@ -15,7 +15,8 @@ import pytest
 from reports import float32_study, frames, index, tables
 from reports import parity as parity_report
 from parity.onestep import TIE
-from parity.runner import CLOSE, CLOSE_STEP, EXACT_FLOAT64, OUTLIER, SLACK
+from core.verdicts import CLOSE, EXACT_FLOAT64
+from parity.runner import CLOSE_STEP, OUTLIER, SLACK
 from core import columns
 from core.spec import OptimizerSpec, RunSpec
 
