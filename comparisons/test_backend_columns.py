@@ -31,3 +31,22 @@ def test_keras_on_jax_and_on_torch_run_through_the_engine(tmp_path, capsys):
     # weight norms differ between backends, while each is finite and positive.
     norms = {name: r["norms"] for name, r in records.items()}
     assert all(v > 0 for n in norms.values() for v in n.values() if isinstance(v, float))
+
+
+def test_parity_mode_starts_every_backend_from_tensorflows_initial_weights(tmp_path):
+    """Parity mode: Keras on JAX and on torch start from the weights Keras on TensorFlow draws
+    (columns.PARITY_SOURCE), moved through the parent; native mode, from their own initializers."""
+    from engine import workers
+    from engine.store import RunStore
+
+    common = dict(model="mlp", regularization="l2", l2=0.01, optimizer=OptimizerSpec("sgd", lr=0.01),
+                  dataset="article", epochs=1, seed=3)
+    specs = [RunSpec(framework=name, mode=mode, **common)
+             for name in ("keras", "keras_jax", "keras_torch") for mode in ("native", "parity")]
+    outcome = workers.execute(specs, RunStore(tmp_path / "runs.jsonl"), workers=2)
+    assert not outcome.errors
+    initial = {(r["spec"]["framework"], r["spec"]["mode"]): r["initial_norms"] for r in outcome.records}
+    source = initial[("keras", "native")]
+    for name in ("keras_jax", "keras_torch"):
+        assert initial[(name, "parity")] == source, name   # the same weights, to the last bit of their norms
+        assert initial[(name, "native")] != source, name   # each backend's own random stream

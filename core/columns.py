@@ -30,6 +30,9 @@ class Column:
     label: str  # short, for table headers: "Keras" -> "Keras l2"
     description: str = ""  # for `l2compare list`
     env: dict = field(default_factory=dict, hash=False, compare=False)
+    # Its framework sizes its thread pool from the CPUs the process may use and ignores its thread
+    # settings (XLA on a CPU): a worker serving it is confined to ``threads`` cores of its own.
+    pin_cores: bool = False
 
     def run(self):
         """The column's training run (imports its framework: call only in the worker process)."""
@@ -37,6 +40,9 @@ class Column:
 
 
 _REGISTRY: dict[str, Column] = {}
+# Parity-mode runs of every other column start from this column's initial weights (Keras on
+# TensorFlow: the reference the parity proofs are written against), so that only the arithmetic differs.
+PARITY_SOURCE = "keras"
 
 
 def register(column: Column) -> Column:
@@ -69,16 +75,17 @@ def all_columns() -> list[Column]:
     return list(_REGISTRY.values())
 
 
+# Registry order is table order: Keras on each backend, then native PyTorch.
 # Keras picks its backend from KERAS_BACKEND when it is first imported, so a Keras column's
 # processes must have it set before then.
 KERAS = register(Column("keras", "keras", "tensorflow", "keras_impl.worker", "Keras",
                         "Keras 3 on TensorFlow (keras_impl)", env={"KERAS_BACKEND": "tensorflow"}))
-TORCH = register(Column("torch", "torch", "torch", "torch_impl.worker", "torch",
-                        "native PyTorch, ported by hand (torch_impl)"))
 # Keras 3 on its other backends. JAX computes float64 only with x64 on (it is set for the whole
 # process, before JAX starts); a float32 model is unaffected, as Keras casts explicitly.
 KERAS_JAX = register(Column("keras_jax", "keras", "jax", "keras_impl.worker", "Keras (JAX)",
-                            "Keras 3 on JAX (keras_impl; XLA via jit_compile='auto'; XLA's threads not pinned)",
-                            env={"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}))
+                            "Keras 3 on JAX (keras_impl; XLA via jit_compile='auto')",
+                            env={"KERAS_BACKEND": "jax", "JAX_ENABLE_X64": "1"}, pin_cores=True))
 KERAS_TORCH = register(Column("keras_torch", "keras", "torch", "keras_impl.worker", "Keras (torch)",
                               "Keras 3 on the torch backend (keras_impl; eager)", env={"KERAS_BACKEND": "torch"}))
+TORCH = register(Column("torch", "torch", "torch", "torch_impl.worker", "torch",
+                        "native PyTorch, ported by hand (torch_impl)"))

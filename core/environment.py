@@ -27,3 +27,25 @@ def configure(threads: int | None = None, env: dict[str, str] | None = None) -> 
     if threads is not None:
         for name in THREAD_VARS:
             os.environ[name] = str(threads)
+
+
+def pin_cores(threads: int, slot: int) -> tuple[int, ...] | None:
+    """Restrict this process to ``threads`` cores, the ``slot``-th group of them: cores
+    ``slot*threads … (slot+1)*threads − 1``, counted (modulo their number) in the sorted list of
+    cores this process may use. Returns the cores chosen, or None where the OS has no
+    ``sched_setaffinity`` (macOS): there JAX's threads are not pinned.
+
+    Call it before JAX is imported (a worker's initializer, before Keras): JAX on CPU ignores
+    the flags that look like thread-pool sizes (XLA_FLAGS ``--xla_cpu_multi_thread_eigen=false``,
+    ``intra_op_parallelism_threads=1``: a 1-thread worker still used ~1.9 cores of 2,
+    comparisons/test_jax_threads.py) and sizes its pools from the affinity mask it finds at
+    start (tsl's port::MaxParallelism), so the mask is the one limit it keeps.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    cores = tuple(sorted({allowed[(slot * threads + i) % len(allowed)] for i in range(threads)}))
+    os.sched_setaffinity(0, cores)
+    return cores

@@ -17,7 +17,7 @@ from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 
-from core import records
+from core import columns, records
 from core.data import load
 from core.seeds import derive, epoch_orders
 from core.spec import RunSpec
@@ -162,14 +162,15 @@ class TrainingRun(ABC):
     def run(self, spec_dict: dict, initial: dict[str, np.ndarray] | None = None) -> dict:
         """The run engine's job: train as the spec says on its data set -> the worker's output.
 
-        Parity mode starts a torch column from ``initial`` (Keras's weights) with Keras-exact
-        optimizers; a Keras column always starts from its own initializers.
+        Parity mode starts every column but ``columns.PARITY_SOURCE`` (Keras on TensorFlow) from
+        ``initial``, that column's weights (a torch column with Keras-exact optimizers); native mode,
+        and the source itself, start from the column's own initializers.
         """
         spec = RunSpec.from_dict(spec_dict)
-        if self.framework == "keras":
+        if spec.mode != "parity" or spec.framework == columns.PARITY_SOURCE:
             initial = None
-        elif spec.mode == "parity" and initial is None:
-            raise ValueError("parity mode needs Keras's initial weights")
+        elif initial is None:
+            raise ValueError(f"parity mode needs the {columns.PARITY_SOURCE} column's initial weights")
         data = load(spec.dataset)
         history: list[dict] = []
         trained = self.train(spec, data.x_train, data.y_train, epoch_orders(len(data.x_train), spec.epochs, spec.seed),

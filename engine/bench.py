@@ -20,6 +20,14 @@ from core.records import git_commit, json_safe
 from engine.store import RunStore
 
 
+def _init(threads: int, column: columns.Column) -> None:
+    """The bench process's environment, as a run worker's (``engine.workers``): JAX confined to
+    ``threads`` cores, as it ignores thread settings."""
+    environment.configure(threads, column.env)
+    if column.pin_cores:
+        environment.pin_cores(threads, 0)
+
+
 def _measure(column: str, threads: int, model: str, kwargs: dict) -> dict:
     """In the column's worker process: its training run's bench (``core.bench``), and its versions."""
     run = columns.get(column).run()
@@ -34,9 +42,8 @@ def measure(models=("mlp", "cnn"), frameworks=None, *, repeats=5, epochs=2, thre
     records = []
     context = multiprocessing.get_context("spawn")
     for framework in frameworks or columns.names():  # one column at a time, in a fresh process
-        env = columns.get(framework).env
-        with cf.ProcessPoolExecutor(1, mp_context=context, initializer=environment.configure,
-                                    initargs=(threads, env)) as pool:
+        with cf.ProcessPoolExecutor(1, mp_context=context, initializer=_init,
+                                    initargs=(threads, columns.get(framework))) as pool:
             for model in models:
                 kwargs = dict(repeats=repeats, epochs=epochs, dataset=dataset)
                 out = pool.submit(_measure, framework, threads, model, kwargs).result()
@@ -47,13 +54,18 @@ def measure(models=("mlp", "cnn"), frameworks=None, *, repeats=5, epochs=2, thre
     return records
 
 
-def run(out: Path, *, repeats=5, epochs=2, threads=1, models=("mlp", "cnn")) -> list[dict]:
-    """Measure, store the records in ``out/bench.jsonl`` (replacing the previous measurement), return them.
+def run(out: Path, *, repeats=5, epochs=2, threads=1, models=("mlp", "cnn"), frameworks=None) -> list[dict]:
+    """Measure (every column, or those ``frameworks`` names), store the records in ``out/bench.jsonl``
+    and return every record stored: a column's new measurement replaces its previous one, the
+    other columns' records stay.
 
     ``reports.bench.write`` turns them into ``bench.md`` (the CLI calls it: reports are a floor above).
     """
     out.mkdir(parents=True, exist_ok=True)
     store = RunStore(out / "bench.jsonl")
-    records = measure(models, repeats=repeats, epochs=epochs, threads=threads)
-    store.replace(records)  # the latest measurement replaces the previous one
-    return records
+    records = measure(models, frameworks, repeats=repeats, epochs=epochs, threads=threads)
+    measured = {r["framework"] for r in records}
+    kept = [r for r in store.records() if r["framework"] not in measured] if store.path.exists() else []
+    order = {name: i for i, name in enumerate(columns.names())}
+    store.replace(sorted(kept + records, key=lambda r: order.get(r["framework"], len(order))))
+    return store.records()

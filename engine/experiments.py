@@ -1,15 +1,17 @@
 """The experiments behind ``make results``: lists of run specs (and parity cases), by name,
 and ``plan``, which turns any of them into the jobs of one schedule (``engine.workers``).
 
-All native-mode runs use the embedded ``digits`` data unless told otherwise, and
-several seeds, so that every table reports mean ± std with a 95% interval.
+All native-mode runs use the embedded ``digits`` data unless told otherwise, run in every
+framework column (Keras on TensorFlow, JAX and torch; native PyTorch) unless told otherwise, and
+use several seeds, so that every table reports mean ± std with a 95% interval.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from core import columns
 from core.names import PORTS
 from core.spec import OptimizerSpec, RunSpec
 from engine import workers
@@ -29,46 +31,51 @@ OPTIMIZERS = {"sgd": OptimizerSpec("sgd", lr=0.01), "adam": OptimizerSpec("adam"
 
 @dataclass(frozen=True)
 class Settings:
+    """What every experiment shares. ``frameworks``: the framework columns (``core.columns``) that
+    run, all registered ones by default: Keras on each backend with its ``l2``, native PyTorch with
+    the recipe the experiment names."""
+
     dataset: str = "digits"
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     epochs: int = 10
+    frameworks: tuple[str, ...] = field(default_factory=columns.names)
 
 
-def _pair(model, l2, optimizer, recipe, s: Settings, seed, **extra) -> list[RunSpec]:
-    """Keras `l2` and one torch recipe, same everything else."""
+def _sides(model, l2, optimizer, recipe, s: Settings, seed, **extra) -> list[RunSpec]:
+    """The same run in every column of ``s``: Keras `l2` on each Keras backend, ``recipe`` in torch."""
     common = dict(model=model, l2=l2, optimizer=optimizer, dataset=s.dataset, epochs=s.epochs, seed=seed, **extra)
-    return [RunSpec(framework="keras", regularization="l2", **common),
-            RunSpec(framework="torch", regularization=recipe, **common)]
+    return [RunSpec(framework=name, regularization="l2" if columns.get(name).framework == "keras" else recipe, **common)
+            for name in s.frameworks]
 
 
 def article(s: Settings) -> list[RunSpec]:
-    """The article: three models × {λ=0.01, none} × {Keras l2, torch penalty}, Adam, native."""
+    """The article: three models × {λ=0.01, none} × {Keras l2 on each backend, torch penalty}, Adam, native."""
     return [spec for model in ("mlp", "cnn", "mlp_bias") for l2 in (ARTICLE_LAMBDA, 0.0) for seed in s.seeds
-            for spec in _pair(model, l2, OPTIMIZERS["adam"], "penalty", s, seed)]
+            for spec in _sides(model, l2, OPTIMIZERS["adam"], "penalty", s, seed)]
 
 
 def recipes(s: Settings) -> list[RunSpec]:
-    """Every torch recipe against Keras l2 (λ=0.01), with SGD and with Adam, native mode."""
+    """Every torch recipe against Keras l2 (λ=0.01; on each backend), with SGD and with Adam, native mode."""
     specs = []
     for model in ("mlp", "cnn"):
         for opt in OPTIMIZERS.values():
             for seed in s.seeds:
                 for recipe in PORTS:
-                    specs += _pair(model, ARTICLE_LAMBDA, opt, recipe, s, seed)
+                    specs += _sides(model, ARTICLE_LAMBDA, opt, recipe, s, seed)
     return specs
 
 
 def sweep(s: Settings) -> list[RunSpec]:
-    """λ ∈ {0, 1e-4, 1e-3, 1e-2, 1e-1} for mlp and cnn, Keras l2 and torch penalty, Adam."""
+    """λ ∈ {0, 1e-4, 1e-3, 1e-2, 1e-1} for mlp and cnn, Keras l2 on each backend and torch penalty, Adam."""
     return [spec for model in ("mlp", "cnn") for l2 in SWEEP_LAMBDAS for seed in s.seeds
-            for spec in _pair(model, l2, OPTIMIZERS["adam"], "penalty", s, seed)]
+            for spec in _sides(model, l2, OPTIMIZERS["adam"], "penalty", s, seed)]
 
 
 # name -> (description, spec builder). `parity` is not a list of RunSpecs: see parity/grid.py.
 EXPERIMENTS: dict[str, tuple[str, Callable[[Settings], list[RunSpec]]]] = {
-    "article": ("the article's three models, λ=0.01 vs none, Keras l2 vs torch penalty, Adam", article),
-    "recipes": ("every torch recipe against Keras l2, SGD and Adam, mlp and cnn", recipes),
-    "sweep": ("λ from 0 to 0.1, mlp and cnn, both frameworks", sweep),
+    "article": ("the article's three models, λ=0.01 vs none, Keras l2 (each backend) vs torch penalty, Adam", article),
+    "recipes": ("every torch recipe and Keras backend against Keras l2 on TensorFlow, SGD and Adam, mlp and cnn", recipes),
+    "sweep": ("λ from 0 to 0.1, mlp and cnn, every framework column", sweep),
 }
 PARITY_NAME = "parity"
 VERIFY_NAME = "verify"   # the porter's family showcase (porter.showcase), for PORTING.md
@@ -81,18 +88,18 @@ ALL = ("article", "recipes", "sweep", PARITY_NAME, VERIFY_NAME)
 # ``workers.EPOCH_S``; only the order of the jobs depends on them.
 PARITY_CELL_S = {("cnn", "float32"): 5.5, ("cnn", "float64"): 1.5, ("mlp", "float32"): 0.65, ("mlp", "float64"): 0.1}
 KERAS_TRAJECTORY_S = {"cnn": 0.8, "mlp": 0.4}
+# A parity job on another Keras backend against the same job on TensorFlow (measured on one row each).
+PARITY_BACKEND_FACTOR = {"keras_jax": 2.1, "keras_torch": 2.0}
 VERIFY_CELL_S = 8.0  # one showcase model, 20 steps, float64 and float32 (measured 3-15 s on this machine)
 
 
-def _run_cells(cells: list[grid.Cell]) -> list[dict]:
-    """In a worker process (it imports both frameworks): the records of cells sharing a Keras run."""
-    return [grid.run_cell(cell) for cell in cells]
-
-
-def plan_parity(store: RunStore, *, force: bool = False, on_done=None) -> tuple[workers.Outcome, list[workers.Job]]:
+def plan_parity(store: RunStore, *, force: bool = False, on_done=None,
+                frameworks: tuple[str, ...] | None = None) -> tuple[workers.Outcome, list[workers.Job]]:
     """The parity cells' outcome and the jobs that run the cells not stored yet: one job per
-    Keras trajectory, so that the cells comparing against it reuse it (``parity.runner``)."""
-    cells = grid.all_cells()
+    Keras trajectory, so that the cells comparing against it reuse it (``parity.runner``). The
+    grids of the Keras backends among ``frameworks`` (all by default) are included; each of their
+    jobs follows one in the Keras-on-TensorFlow worker that draws the weights it starts from."""
+    cells = grid.all_cells(frameworks)
     stored, todo = store.resume([c.key for c in cells], force=force)
     outcome = workers.Outcome(keys=[c.key for c in cells], stored=stored, reused=len(cells) - len(todo))
     groups: dict = {}
@@ -105,11 +112,14 @@ def plan_parity(store: RunStore, *, force: bool = False, on_done=None) -> tuple[
 
 
 def _parity_job(cells: list[grid.Cell], store: RunStore, outcome: workers.Outcome, on_done) -> workers.Job:
+    keras_column = cells[0].case.keras_column
+
     def kind(cell: grid.Cell) -> str:
         return "cnn" if cell.case.model == "cnn" else "mlp"
 
     def label(cell: grid.Cell) -> str:
-        return f"parity {cell.row} | {cell.column} | {cell.dtype}"
+        backend = "" if keras_column == columns.PARITY_SOURCE else f" ({columns.get(keras_column).label})"
+        return f"parity{backend} {cell.row} | {cell.column} | {cell.dtype}"
 
     def done(records: list[dict], seconds: float) -> None:
         outcome.seconds += seconds
@@ -120,8 +130,22 @@ def _parity_job(cells: list[grid.Cell], store: RunStore, outcome: workers.Outcom
         for cell in cells:
             outcome.fail(label(cell), message, on_done)
 
-    cost = KERAS_TRAJECTORY_S[kind(cells[0])] + sum(PARITY_CELL_S[(kind(c), c.dtype)] for c in cells)
-    return workers.Job(("keras", "torch"), cost, _run_cells, (cells,), done, failed, label(cells[0]))
+    cost = (KERAS_TRAJECTORY_S[kind(cells[0])] + sum(PARITY_CELL_S[(kind(c), c.dtype)] for c in cells)) \
+        * PARITY_BACKEND_FACTOR.get(keras_column, 1.0)
+    job_columns = (keras_column, "torch")
+
+    def cells_job(initial) -> workers.Job:
+        return workers.Job(job_columns, cost, grid.run_cells, (cells, initial), done, failed, label(cells[0]))
+
+    if keras_column == columns.PARITY_SOURCE:
+        return cells_job(None)
+
+    def weights_done(initial, seconds: float) -> workers.Job:
+        outcome.seconds += seconds
+        return cells_job(initial)
+
+    return workers.Job((columns.PARITY_SOURCE,), cost + 0.3, grid.source_initial, (cells[0],), weights_done, failed,
+                       f"{columns.PARITY_SOURCE} initial weights for {label(cells[0])}", later=job_columns)
 
 
 def _run_verify(cell) -> dict:
@@ -159,7 +183,8 @@ def plan(names: list[str], settings: Settings, out: Path, *, force: bool = False
     planned = {name: EXPERIMENTS[name][1](settings) for name in names if name in EXPERIMENTS}
     outcomes, jobs = workers.plan_runs(planned, RunStore(out / RUNS), force=force, on_done=on_done)
     if PARITY_NAME in names:
-        outcomes[PARITY_NAME], more = plan_parity(RunStore(out / PARITY), force=force, on_done=on_done)
+        outcomes[PARITY_NAME], more = plan_parity(RunStore(out / PARITY), force=force, on_done=on_done,
+                                                  frameworks=settings.frameworks)
         jobs += more
     if VERIFY_NAME in names:
         outcomes[VERIFY_NAME], more = plan_verify(RunStore(out / VERIFY), force=force, on_done=on_done)

@@ -27,27 +27,35 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from core import columns, environment
+from core.names import REFERENCE
 from core.records import finish
 from core.spec import RunSpec
 from engine.store import RunStore
 
-# Seconds per epoch on the embedded digits data, one thread, by (framework, model), and per
-# run on top (build, compile, tracing): measured on this project's 2-core x86 machine. Only
+# Seconds per epoch on the embedded digits data, one thread, by (column, model), and per run on
+# top (build, compile, tracing), by column: measured on this project's 2-core x86 machine. Only
 # the order of the jobs depends on them, and a slower machine scales them all alike.
-EPOCH_S = {("keras", "cnn"): 0.53, ("keras", "mlp"): 0.12, ("keras", "mlp_bias"): 0.12,
-           ("torch", "cnn"): 0.31, ("torch", "mlp"): 0.055, ("torch", "mlp_bias"): 0.055}
-RUN_S = {"keras": 0.3, "torch": 0.05}
+EPOCH_S = {("keras", "cnn"): 0.53, ("keras", "mlp"): 0.12, ("torch", "cnn"): 0.31, ("torch", "mlp"): 0.055,
+           ("keras_jax", "cnn"): 1.0, ("keras_jax", "mlp"): 0.15, ("keras_torch", "cnn"): 0.72,
+           ("keras_torch", "mlp"): 0.12}
+RUN_S = {"keras": 0.3, "torch": 0.05, "keras_jax": 0.5, "keras_torch": 0.2}
 
 _RUNS: dict[str, object] = {}  # in a worker process: column name -> that column's Run
 
 
-def _init_worker(served: tuple[columns.Column, ...], threads: int) -> None:
+def _init_worker(served: tuple[columns.Column, ...], threads: int, slots=None) -> None:
     """Environment first, for every column served, then each framework imported and its thread
-    pools fixed before its first op."""
+    pools fixed before its first op. A process serving a column that ignores thread settings
+    (``Column.pin_cores``: JAX) is confined to ``threads`` cores, its slot's, taken in turn from
+    ``slots`` (a counter the pool's processes share), so that two such workers never share a core."""
     for column in served:
         if column.name not in columns.names():  # a column registered by the caller, not at import
             columns.register(column)
         environment.configure(threads, column.env)
+    if slots is not None and any(column.pin_cores for column in served):
+        with slots.get_lock():
+            slot, slots.value = slots.value, slots.value + 1
+        environment.pin_cores(threads, slot)
     for column in served:
         _RUNS[column.name] = column.run()
         _RUNS[column.name].set_threads(threads)
@@ -115,8 +123,11 @@ def unique(specs: Iterable[RunSpec]) -> list[RunSpec]:
 
 
 def estimate(spec: RunSpec) -> float:
-    framework = columns.get(spec.framework).framework
-    return RUN_S[framework] + EPOCH_S.get((framework, spec.model), EPOCH_S[(framework, "cnn")]) * spec.epochs
+    """Seconds the run should take here; a column not measured above is costed as its framework's
+    reference column (mlp_bias as mlp; an unknown model as cnn)."""
+    name = spec.framework if spec.framework in RUN_S else columns.get(spec.framework).framework
+    model = {"mlp_bias": "mlp"}.get(spec.model, spec.model)
+    return RUN_S[name] + EPOCH_S.get((name, model), EPOCH_S[(name, "cnn")]) * spec.epochs
 
 
 def plan_runs(groups: dict[str, Iterable[RunSpec]], store: RunStore, *, force: bool = False,
@@ -156,35 +167,47 @@ def _run_job(spec: RunSpec, store: RunStore, outcome: Outcome, on_done) -> Job:
         return Job((column.name,), estimate(spec), _call, (column.name, "run", spec.to_dict(), initial), done, failed,
                    label)
 
-    if not (column.framework == "torch" and spec.mode == "parity"):
+    if spec.mode != "parity" or column.name == columns.PARITY_SOURCE:
         return train(None)
-    keras_spec = spec.replace(framework="keras", regularization="l2")
+    source = columns.get(columns.PARITY_SOURCE)
+    # The source's spec for the same run: a torch recipe is no Keras configuration, so it asks for
+    # the weights of the Keras l2 model (the same weights: λ places no weight).
+    source_spec = spec.replace(framework=source.name, regularization=spec.regularization
+                               if column.framework == source.framework else REFERENCE[source.framework])
 
     def weights_done(initial, seconds: float) -> Job:
         outcome.seconds += seconds
         return train(initial)
 
     # Costed as the pair, so that it starts where its training run belongs in the order.
-    return Job(("keras",), estimate(spec) + RUN_S["keras"], _call, ("keras", "initial_weights", keras_spec.to_dict()),
-               weights_done, failed, f"keras initial weights for {label}", later=(column.name,))
+    return Job((source.name,), estimate(spec) + RUN_S[source.name], _call,
+               (source.name, "initial_weights", source_spec.to_dict()), weights_done, failed,
+               f"{source.name} initial weights for {label}", later=(column.name,))
 
 
-def _process_kinds(jobs: list[Job]) -> dict[str, tuple[columns.Column, ...]]:
-    """Column name -> the columns its worker processes serve: every column the jobs need, in as
-    few kinds of process as their environments allow (a job's columns must share one)."""
+def _process_kinds(jobs: list[Job]) -> list[tuple[columns.Column, ...]]:
+    """The kinds of worker process the jobs need: each a tuple of the columns it serves. Every
+    job's columns (and those of the jobs it leads to) share one kind; columns whose environments
+    disagree never do (two Keras backends); a column may be served by several kinds (torch beside
+    Keras on TensorFlow and beside Keras on JAX). As few kinds as that allows."""
     kinds: list[list[columns.Column]] = []
-    for name in dict.fromkeys(c for job in jobs for c in job.columns + job.later):
-        column = columns.get(name)
-        kind = next((k for k in kinds if all(_agree(column, other) for other in k)), None)
+    for group in dict.fromkeys(g for job in jobs for g in (job.columns, job.later) if g):
+        need = [columns.get(name) for name in group]
+        if any(all(c in kind for c in need) for kind in kinds):
+            continue
+        if not all(_agree(a, b) for a in need for b in need):
+            raise ValueError(f"columns {group} need environments that disagree")
+        kind = next((k for k in kinds if all(_agree(c, other) for c in need for other in k)), None)
         if kind is None:
-            kinds.append([column])
+            kinds.append(need)
         else:
-            kind.append(column)
-    of = {column.name: tuple(kind) for kind in kinds for column in kind}
-    for job in jobs:
-        if len({of[c] for c in job.columns}) > 1:
-            raise ValueError(f"{job.label}: columns {job.columns} need environments that disagree")
-    return of
+            kind.extend(c for c in need if c not in kind)
+    return [tuple(kind) for kind in kinds]
+
+
+def _kind_of(job: Job, kinds: list[tuple[columns.Column, ...]]) -> tuple[columns.Column, ...]:
+    """The first kind of process that serves all of the job's columns."""
+    return next(k for k in kinds if all(columns.get(name) in k for name in job.columns))
 
 
 def _agree(a: columns.Column, b: columns.Column) -> bool:
@@ -205,7 +228,7 @@ def schedule(jobs: list[Job], *, threads: int = 1, workers: int | None = None) -
     if not jobs:
         return
     workers = workers or default_workers(threads)
-    kind_of = _process_kinds(jobs)
+    kinds = _process_kinds(jobs)
     context = multiprocessing.get_context("spawn")
     pools: dict[tuple, cf.ProcessPoolExecutor] = {}
     ready = sorted(jobs, key=lambda j: j.cost, reverse=True)
@@ -214,16 +237,16 @@ def schedule(jobs: list[Job], *, threads: int = 1, workers: int | None = None) -
     # never waits for this process between jobs; the queue is shared and first in, first out, so
     # each free worker still takes the longest job left. With several kinds (several pools), only
     # as many jobs as workers, so that no more than that run at once.
-    in_flight = 2 * workers if len(set(kind_of.values())) == 1 else workers
+    in_flight = 2 * workers if len(kinds) == 1 else workers
     interrupted = False
     try:
         while ready or running:
             while ready and len(running) < in_flight:
                 job = ready.pop(0)
-                kind = kind_of[job.columns[0]]
+                kind = _kind_of(job, kinds)
                 if kind not in pools:
-                    pools[kind] = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                                         initializer=_init_worker, initargs=(kind, threads))
+                    pools[kind] = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                                                         initargs=(kind, threads, context.Value("i", 0)))
                 running[pools[kind].submit(_timed, job.function, job.args)] = job
             finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
             for future in finished:

@@ -86,9 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true", help="rerun runs already recorded")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    every_column = ",".join(columns.names())
     run = sub.add_parser("run", help="run experiments and write their tables and plots")
     run.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
                      help=f"{', '.join(experiments.ALL)}, or all")
+    run.add_argument("--frameworks", default=every_column,
+                     help=f"comma-separated framework columns to run (`l2compare list`; default all: {every_column}); "
+                          "parity: the Keras backends' grids")
     common(run)
 
     report = sub.add_parser("report", help="rebuild tables and plots from the recorded runs")
@@ -102,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epochs", type=_positive_int, default=3, help="timed epochs per measurement")
     bench.add_argument("--models", default="mlp,cnn", help="comma-separated models")
     bench.add_argument("--threads", type=_positive_int, default=1)
+    bench.add_argument("--frameworks", default=every_column,
+                       help="comma-separated framework columns to time (default all); the others' records are kept")
 
     compare = sub.add_parser("compare", help="one configuration of your own: Keras config vs torch recipes")
     compare.add_argument("--model", choices=MODELS, default="mlp")
@@ -188,7 +194,8 @@ def cmd_run(args) -> int:
     names = _experiment_names(args.experiments)
     _check_data(args.dataset)
     _check_out(args.out)
-    settings = experiments.Settings(dataset=args.dataset, seeds=args.seeds, epochs=args.epochs)
+    frameworks = tuple(c.name for c in _frameworks(args.frameworks))
+    settings = experiments.Settings(dataset=args.dataset, seeds=args.seeds, epochs=args.epochs, frameworks=frameworks)
     return pipeline.run_and_report(names, settings, args.out, threads=args.threads, force=args.force,
                                     progress=not args.no_progress)
 
@@ -226,7 +233,9 @@ def cmd_bench(args) -> int:
         if m not in MODELS:
             raise UsageError(f"unknown model {m!r}; allowed: {', '.join(MODELS)}")
     start = time.perf_counter()
-    records = bench.run(args.out, repeats=args.repeats, epochs=args.epochs, threads=args.threads, models=models)
+    frameworks = [c.name for c in _frameworks(args.frameworks)]
+    records = bench.run(args.out, repeats=args.repeats, epochs=args.epochs, threads=args.threads, models=models,
+                        frameworks=frameworks)
     path = bench_report.write(args.out, records)
     if (args.out / "runs.jsonl").exists():  # index bench.md in results/README.md
         from l2compare import pipeline

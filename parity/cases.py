@@ -5,6 +5,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from core import columns
 from core.spec import OptimizerSpec, SpecError, choice
 
 # Hyperparameters per dtype. float32: the article's setting (λ = 0.01, Keras's defaults).
@@ -24,6 +25,11 @@ PRESETS = {
                        "adamw": OptimizerSpec("adamw", lr=2**-10, weight_decay=2**-4, **ADAM64)},
     },
 }
+
+
+def keras_columns() -> tuple[str, ...]:
+    """The framework columns that run Keras (on any backend), registry order."""
+    return tuple(c.name for c in columns.all_columns() if c.framework == "keras")
 
 
 def preset_optimizer(label: str, dtype: str, **changes) -> OptimizerSpec:
@@ -58,8 +64,12 @@ class ParityCase:
     torch_epsilon: float | None = None
     torch_l2_scale: float = 1.0
     flatten: str = "keras"
+    # The Keras side's framework column: Keras on TensorFlow (the reference), or on another backend,
+    # started from TensorFlow's initial weights (``columns.PARITY_SOURCE``).
+    keras_column: str = "keras"
 
     def __post_init__(self):
+        choice("keras_column", self.keras_column, keras_columns())
         choice("torch_optimizer", self.torch_optimizer, ("keras", "torch"))
         choice("flatten", self.flatten, ("keras", "torch"))
         if self.steps < 1 or self.n_samples < 1:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from parity.cases import PRESETS, ParityCase, preset_optimizer
-from parity.runner import OUTLIER, SLACK
+from core import columns
 from core.spec import code_fingerprint, keyed
+from parity.cases import PRESETS, ParityCase, keras_columns, preset_optimizer
+from parity.runner import OUTLIER, SLACK
 
 # (model, Keras config, optimizer label, exclude biases from weight decay). mlp regularizes the
 # first kernel only; mlp_bias adds bias regularizers (kernel and bias on the first Dense, bias on the output).
@@ -70,7 +71,9 @@ def extra_cells() -> list[Cell]:
     return out
 
 
-def cells() -> list[Cell]:
+def cells(keras_column: str = "keras") -> list[Cell]:
+    """The grid with Keras on ``keras_column``'s backend; on TensorFlow (the reference), with the
+    other mistakes (``extra_cells``) too."""
     out = []
     # Row, then dtype, then column: consecutive cells share one cached Keras trajectory.
     for model, config, label, exclude_bias in ROWS:
@@ -86,9 +89,9 @@ def cells() -> list[Cell]:
                 case = ParityCase(model=model, keras_config=config, recipe=recipe, optimizer=optimizer,
                                   l2=preset["l2"], dtype=dtype, torch_optimizer="torch" if stock else "keras",
                                   # stock torch Adam at Keras's ε: the placement of ε is what differs
-                                  torch_epsilon=optimizer.epsilon or 1e-7)
+                                  torch_epsilon=optimizer.epsilon or 1e-7, keras_column=keras_column)
                 out.append(Cell(row_label(model, config, label, exclude_bias), column, dtype, case))
-    return out + extra_cells()
+    return out + extra_cells() if keras_column == columns.PARITY_SOURCE else out
 
 
 # The float32 agreement study: the exact recipe over seeds × data sets × models × optimizers.
@@ -110,7 +113,7 @@ def study_cells() -> list[Cell]:
 
 def machine() -> dict:
     """The machine facts of a process that runs both frameworks (a parity worker): each worker's
-    ``machine()``, merged, with both frameworks' versions."""
+    ``machine()``, merged, with both frameworks' versions (Keras's backend's among them)."""
     from keras_impl import worker as keras_worker
     from torch_impl import worker as torch_worker
 
@@ -118,20 +121,49 @@ def machine() -> dict:
     return {**keras_facts, **torch_facts, "versions": {**keras_facts["versions"], **torch_facts["versions"]}}
 
 
-def all_cells() -> list[Cell]:
-    """The grid, the other mistakes and the float32 study: every cell `l2compare run parity` records."""
-    return cells() + study_cells()
+def backend_cells(names: tuple[str, ...] | None = None) -> list[Cell]:
+    """The grid once more for each other Keras backend (every one, or the Keras columns named):
+    which torch recipe reproduces Keras on JAX, on torch."""
+    names = keras_columns() if names is None else names
+    return [cell for name in names if name != columns.PARITY_SOURCE for cell in cells(name)]
+
+
+def all_cells(frameworks: tuple[str, ...] | None = None) -> list[Cell]:
+    """The grid, the other mistakes and the float32 study on TensorFlow, and the grid on each other
+    Keras backend (of ``frameworks``, every registered one by default): every cell `l2compare run
+    parity` records."""
+    names = keras_columns() if frameworks is None else tuple(n for n in frameworks if n in keras_columns())
+    return cells() + study_cells() + backend_cells(names)
+
+
+def run_cells(group: list[Cell], initial: dict | None = None) -> list[dict]:
+    """In a worker process: the records of cells that share one Keras side; ``initial``, where
+    that side runs on another backend than TensorFlow, is TensorFlow's initial weights for it."""
+    from parity.cases import keras_side
+    from parity.sides import give_initial
+
+    if initial is not None:
+        give_initial(keras_side(group[0].case), initial)
+    return [run_cell(cell) for cell in group]
+
+
+def source_initial(cell: Cell) -> dict:
+    """In the Keras-on-TensorFlow worker: the initial weights the cell's Keras side starts from."""
+    from parity.cases import keras_side
+    from parity.sides import source_initial as initial_of
+
+    return initial_of(keras_side(cell.case))
 
 
 def run_cell(cell: Cell) -> dict:
     """One parity run -> its record (plain JSON types)."""
     import keras
-    import torch
 
     from parity.runner import run
     from core.records import git_commit, json_safe
 
     result = run(cell.case)
+    facts = machine()
     tensor, step, _ = result.worst_tensor()
     one = result.onestep.summary(SLACK, OUTLIER) if result.onestep is not None else None
     return json_safe({
@@ -145,6 +177,6 @@ def run_cell(cell: Cell) -> dict:
         "trajectory": result.max_dw.max(1).tolist(),
         "envelope": result.envelope.max(1).tolist() if result.envelope is not None else None,
         "onestep": one, "loss_diff": result.loss_diff["loss"], "verdict": result.verdict,
-        "versions": {"keras": keras.__version__, "torch": torch.__version__}, "commit": git_commit(),
-        "code": code_fingerprint(), "machine": machine(),
+        "keras_column": cell.case.keras_column, "backend": keras.backend.backend(),
+        "versions": facts["versions"], "commit": git_commit(), "code": code_fingerprint(), "machine": facts,
     })

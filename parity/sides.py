@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core import columns
 from core.seeds import epoch_orders
 from core.spec import RunSpec
 from parity.cases import ParityCase, parity_data
@@ -30,7 +31,7 @@ class KerasTrajectory:
 
 def keras_spec(case: ParityCase) -> RunSpec:
     """The case's Keras side as a run spec (parity mode)."""
-    return RunSpec(model=case.model, framework="keras", regularization=case.keras_config, l2=case.l2,
+    return RunSpec(model=case.model, framework=case.keras_column, regularization=case.keras_config, l2=case.l2,
                    optimizer=case.optimizer, mode="parity", dataset=case.dataset, epochs=case.epochs,
                    batch_size=case.batch_size, seed=case.seed, dtype=case.dtype)
 
@@ -51,15 +52,41 @@ def torch_spec(case: ParityCase, dtype: str) -> RunSpec:
                    batch_size=case.batch_size, seed=case.seed, dtype=dtype)
 
 
+# Keras side (on a backend other than the source's) -> the source's initial weights for it; given by
+# the caller (``give_initial``), as this process cannot run Keras on TensorFlow beside its own backend.
+_SOURCE_INITIAL: dict[ParityCase, dict[str, np.ndarray]] = {}
+
+
+def source_initial(keras_case: ParityCase) -> dict[str, np.ndarray]:
+    """In the parity source's process (Keras on TensorFlow): the initial weights its trajectory for
+    ``keras_case`` starts from, which the same case on another backend starts from too."""
+    from keras_impl.worker import Run
+
+    source = dataclasses.replace(keras_case, keras_column=columns.PARITY_SOURCE)
+    return Run().initial_weights(keras_spec(source).to_dict())
+
+
+def give_initial(keras_case: ParityCase, weights: dict[str, np.ndarray]) -> None:
+    """Where ``keras_case``'s Keras side runs on another backend: the source's initial weights for it."""
+    _SOURCE_INITIAL[keras_case] = weights
+
+
 @functools.lru_cache(maxsize=8)
 def keras_trajectory(keras_case: ParityCase) -> KerasTrajectory:
     """Computed once for all torch recipes compared against it (a Keras run costs ~10× a torch
-    one here). Read-only for callers."""
+    one here). Read-only for callers. Keras on TensorFlow starts from its own initializers; on
+    another backend, from TensorFlow's weights (``give_initial``), so that only arithmetic differs."""
     from keras_impl.worker import Run
 
+    initial = None
+    if keras_case.keras_column != columns.PARITY_SOURCE:
+        if keras_case not in _SOURCE_INITIAL:
+            raise RuntimeError(f"{keras_case.keras_column}: the {columns.PARITY_SOURCE} column's initial weights "
+                               "were not given (parity.sides.give_initial)")
+        initial = _SOURCE_INITIAL[keras_case]
     x, y = parity_data(keras_case.n_samples, keras_case.dataset)
     order = epoch_orders(len(x), keras_case.epochs, keras_case.seed)
-    trained = Run().train(keras_spec(keras_case), x, y, order, capture_steps=True)
+    trained = Run().train(keras_spec(keras_case), x, y, order, initial=initial, capture_steps=True)
     return KerasTrajectory(trained.initial, trained.fit.steps, trained.fit.states, trained.fit.history, order)
 
 

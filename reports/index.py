@@ -18,7 +18,7 @@ from parity.runner import CLOSE_STEP, SLACK
 from reports import porting_guide, verify_report
 from reports.float32_study import OLD_BOUND, float32_markdown, float32_table, plot_float32_case
 from reports.frames import epochs_frame, of_experiment, on_sides, runs_frame
-from reports.parity import parity_frame, parity_markdown
+from reports.parity import parity_frame, parity_markdown, split_by_backend
 from reports.plots import plot_norm_vs_epoch, plot_recipes, plot_sweep
 from reports.provenance import provenance
 from reports.tables import (article_markdown, article_table, recipes_markdown, recipes_table, side_table,
@@ -40,16 +40,18 @@ def write_reports(out_dir: Path, runs: list[dict], parity: list[dict],
                             of_experiment(epochs, experiments, "article"))
     index += _write_recipes(out_dir, of_experiment(df, experiments, "recipes"))
     index += _write_sweep(out_dir, of_experiment(df, experiments, "sweep"))
+    reference, backends = split_by_backend(parity)   # the float32 study and PORTING.md's proofs: TensorFlow's
     index += _write_parity(out_dir, parity)
-    index += _write_float32(out_dir, parity)
+    index += _write_float32(out_dir, reference)
     index += _write_verify(out_dir, list(showcase))
-    index += _write_porting(out_dir, runs, parity, list(showcase))
+    index += _write_porting(out_dir, runs, reference, list(showcase), backends)
     if (out_dir / "bench.md").exists():  # written by `l2compare bench`, indexed here too
         index.append((out_dir / "bench.md", "speed of the suite's training loops against minimal ones, "
                       "the cost of each L2 recipe, and the wall time of each experiment (`make bench`)"))
     if (out_dir / "gpu_determinism.json").exists():  # written by scripts/gpu_determinism.py on a GPU machine
-        index.append((out_dir / "gpu_determinism.json", "is a torch run bit-reproducible on a GPU? two runs per "
-                      "model, with and without determinism enabled (scripts/gpu_determinism.py)"))
+        index.append((out_dir / "gpu_determinism.json", "is a run bit-reproducible on a GPU? two runs per column "
+                      "and model, with and without determinism enabled (scripts/gpu_determinism.py; the record "
+                      "says which columns it covered)"))
     readme = out_dir / "README.md"
     readme.write_text(_readme(index, df, runs, parity, experiments))
     return [p for p, _ in index] + [readme]
@@ -64,8 +66,9 @@ def _write_verify(out_dir: Path, showcase: list[dict]) -> list[tuple[Path, str]]
              "conv, LayerNorm, LSTM, GRU, L1/activity): every recipe's verdict in float64 and float32")]
 
 
-def _write_porting(out_dir: Path, runs: list[dict], parity: list[dict], showcase: list[dict]) -> list[tuple[Path, str]]:
-    path = porting_guide.write(out_dir, runs, parity, showcase)
+def _write_porting(out_dir: Path, runs: list[dict], parity: list[dict], showcase: list[dict],
+                   backends: dict[str, list[dict]]) -> list[tuple[Path, str]]:
+    path = porting_guide.write(out_dir, runs, parity, showcase, backends)
     return [(path, "the porting reference: for each Keras configuration, the exact PyTorch code, the measured "
              "agreement, and what each common mistake costs — generated from the records")] if path else []
 
@@ -208,9 +211,11 @@ def _readme(index: list[tuple[Path, str]], df: pd.DataFrame, runs: list[dict], p
 
 
 def _parity_counts(parity: list[dict]) -> str:
-    study = sum(bool(p.get("study")) for p in parity)
-    extra = sum(bool(p.get("extra")) and not p.get("study") for p in parity)
-    return f"{len(parity) - study - extra} grid, {extra} other mistakes, {study} float32 study"
+    reference, backends = split_by_backend(parity)
+    study = sum(bool(p.get("study")) for p in reference)
+    extra = sum(bool(p.get("extra")) and not p.get("study") for p in reference)
+    text = f"{len(reference) - study - extra} grid, {extra} other mistakes, {study} float32 study"
+    return text + "".join(f", {len(records)} grid with Keras on {name}" for name, records in backends.items())
 
 
 def headline(out_dir: Path, link_prefix: str | None = None) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from core import columns
 from parity.onestep import TIE
 from core.verdicts import CLOSE, EXACT_FLOAT64
 from parity.runner import CLOSE_STEP, OUTLIER, SLACK
@@ -15,11 +16,27 @@ from parity.grid import COLUMNS as PARITY_COLUMNS
 from reports.tables import distinct, markdown, sci
 
 EXPLANATIONS = ("tie", "floor", "unexplained")  # parity.onestep.OneStep.explain
-PARITY_FIELDS = ["row", "column", "dtype", "extra", "study", "verdict", "score", "steps",
+PARITY_FIELDS = ["keras_column", "row", "column", "dtype", "extra", "study", "verdict", "score", "steps",
                  "worst", "worst_tensor", "worst_step", "loss_diff",
                  "onestep_median", "onestep_max", "floor_median", "excess_over_floor", "tie_steps",
                  *(f"outliers_{e}" for e in EXPLANATIONS), "envelope_max"]
 _PARITY_COUNTS = ["steps", "worst_step", "tie_steps", *(f"outliers_{e}" for e in EXPLANATIONS)]
+
+
+def keras_column(p: dict) -> str:
+    """The framework column of a record's Keras side (records from before the backends: TensorFlow's)."""
+    return p.get("keras_column") or columns.PARITY_SOURCE
+
+
+def split_by_backend(parity: list[dict]) -> tuple[list[dict], dict[str, list[dict]]]:
+    """(the records of Keras on TensorFlow, {other Keras column: its records}), registry order."""
+    reference = [p for p in parity if keras_column(p) == columns.PARITY_SOURCE]
+    others: dict[str, list[dict]] = {}
+    for p in parity:
+        if keras_column(p) != columns.PARITY_SOURCE:
+            others.setdefault(keras_column(p), []).append(p)
+    order = {name: i for i, name in enumerate(columns.names())}
+    return reference, dict(sorted(others.items(), key=lambda item: order.get(item[0], len(order))))
 
 
 def _score(p: dict):
@@ -45,8 +62,8 @@ def _onestep_fields(p: dict) -> dict:
 def parity_frame(parity: list[dict]) -> pd.DataFrame:
     """The CSV's long form, rows in record order (the verdict table's row order): one row per record
     (grid, other mistakes, float32 study), with its float32 one-step, trajectory and envelope numbers."""
-    rows = [{**{f: p.get(f) for f in PARITY_FIELDS}, "extra": bool(p.get("extra")), "study": bool(p.get("study")),
-             "score": _score(p), **_onestep_fields(p)} for p in parity]
+    rows = [{**{f: p.get(f) for f in PARITY_FIELDS}, "keras_column": keras_column(p), "extra": bool(p.get("extra")),
+             "study": bool(p.get("study")), "score": _score(p), **_onestep_fields(p)} for p in parity]
     df = pd.DataFrame(rows, columns=PARITY_FIELDS)
     numbers = ["score", "worst", "loss_diff", "onestep_median", "onestep_max", "floor_median", "excess_over_floor",
                "envelope_max"]
@@ -83,6 +100,30 @@ def _excess(value) -> str:
 
 
 def parity_markdown(parity: list[dict]) -> str:
+    """The grid with Keras on TensorFlow (and the other mistakes, and its float32 cells in detail),
+    then the grid once more per other Keras backend."""
+    reference, backends = split_by_backend(parity)
+    text = _reference_markdown(reference)
+    for name, records in backends.items():
+        text += _backend_markdown(name, records)
+    return text
+
+
+def _backend_markdown(name: str, parity: list[dict]) -> str:
+    column = columns.get(name) if name in columns.names() else None
+    title = f"{column.label} (`{name}`, backend {column.backend})" if column else f"`{name}`"
+    detail = parity_detail(parity)
+    versions = distinct(f"{k} {v}" for p in parity for k, v in sorted((p.get("versions") or {}).items())
+                        if k not in ("numpy", "tensorflow"))
+    text = (f"\n## The grid with Keras on {title}\n\nThe same cells, verdicts and tolerances as above, with Keras's side "
+            f"run on this backend from the initial weights Keras on TensorFlow draws (so only the arithmetic differs); "
+            f"{versions}.\n\n{markdown(parity_pivot(parity_frame(parity)))}\n")
+    if detail is not None:
+        text += f"\n### float32 cells in detail ({name})\n\n{markdown(detail)}\n"
+    return text
+
+
+def _reference_markdown(parity: list[dict]) -> str:
     grid = [p for p in parity if not p.get("extra") and not p.get("study")]
     extras = [p for p in parity if p.get("extra") and not p.get("study")]
     text = f"{_parity_legend(grid)}\n\n{markdown(parity_pivot(parity_frame(grid)))}\n"

@@ -12,9 +12,10 @@ import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: no global backend state, safe in any process
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from core import columns
 from core.names import MODELS
 from engine.experiments import ARTICLE_LAMBDA
-from reports.frames import RECIPES_COLUMN, on_sides, side_label, sides_of
+from reports.frames import REFERENCE_COLUMN, column_label, on_sides, side_label, sides_of
 from reports.tables import DPI, lam
 
 
@@ -78,9 +79,9 @@ def plot_sweep(table: pd.DataFrame, path: Path) -> bool:
 
 
 def plot_recipes(table: pd.DataFrame, path: Path) -> bool:
-    """One row per model × optimizer: norm ratio to Keras (left) and Δ accuracy (right) per torch
-    recipe, horizontal bars with 95% CI error bars and the 'same as Keras' line (1, 0)."""
-    torch = table[table["framework"].eq(RECIPES_COLUMN)]
+    """One row per model × optimizer: norm ratio to Keras (left) and Δ accuracy (right) per Keras
+    backend and torch recipe, horizontal bars with 95% CI error bars and the 'same as Keras' line (1, 0)."""
+    torch = table[table["framework"].ne(REFERENCE_COLUMN)]
     panels = list(dict.fromkeys(zip(torch["model"], torch["optimizer"])))
     if not panels:
         return False
@@ -88,11 +89,12 @@ def plot_recipes(table: pd.DataFrame, path: Path) -> bool:
     axes = fig.subplots(len(panels), 2, squeeze=False)
     for (model, optimizer), (left, right) in zip(panels, axes):
         part = torch[torch["model"].eq(model) & torch["optimizer"].eq(optimizer)]
-        _bars(left, part, "norm_ratio", 1.0, f"{model}, {optimizer}: ‖w‖ reg, torch / Keras", "{:.2f}")
-        _bars(right, part, "delta_accuracy", 0.0, f"{model}, {optimizer}: test acc, torch − Keras", "{:+.3f}")
+        _bars(left, part, "norm_ratio", 1.0, f"{model}, {optimizer}: ‖w‖ reg, run / Keras", "{:.2f}")
+        _bars(right, part, "delta_accuracy", 0.0, f"{model}, {optimizer}: test acc, run − Keras", "{:+.3f}")
     axes[-1][0].set_xlabel("norm ratio (1 = same as Keras)")
     axes[-1][1].set_xlabel("Δ test accuracy (0 = same as Keras)")
-    fig.suptitle("Torch recipes against Keras l2 (λ = 0.01), paired by seed; bars = mean, whiskers = 95% CI")
+    fig.suptitle("Keras backends and torch recipes against Keras l2 on TensorFlow (λ = 0.01), paired by seed; "
+                 "bars = mean, whiskers = 95% CI")
     fig.savefig(path, dpi=DPI)
     return True
 
@@ -109,7 +111,9 @@ def _bars(ax, part: pd.DataFrame, metric: str, reference: float, title: str, fmt
         if not np.isnan(m):
             ax.annotate(fmt.format(m), (m, yi), xytext=(4 if m >= reference else -4, 6),
                         textcoords="offset points", ha="left" if m >= reference else "right", fontsize=8)
-    ax.set_yticks(y, part["regularization"].tolist(), fontsize=10)
+    labels = [f"{column_label(fw)} {reg}" if fw in columns.names() else f"{fw} {reg}"
+              for fw, reg in zip(part["framework"], part["regularization"])]
+    ax.set_yticks(y, labels, fontsize=10)
     ax.invert_yaxis()  # recipes top to bottom in table order
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)

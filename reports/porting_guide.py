@@ -16,7 +16,7 @@ from core.verdicts import CLOSE, EXACT_FLOAT64
 from parity.runner import CLOSE_STEP, SLACK
 from reports import float32_study
 from reports.frames import runs_frame
-from reports import porting_families
+from reports import porting_backends, porting_families
 from reports.porting_snippets import CODE, PROOF
 from reports.stats import summarize
 
@@ -154,7 +154,10 @@ envelope reaches {s['envelope_max']:.1e}). One step at a time, {s['exact']} of {
 """
 
 
-def write(out: Path, runs: list[dict], parity: list[dict], showcase: list[dict] = ()) -> Path | None:
+def write(out: Path, runs: list[dict], parity: list[dict], showcase: list[dict] = (),
+          backends: dict[str, list[dict]] | None = None) -> Path | None:
+    """PORTING.md from the runs, the parity records of Keras on TensorFlow (``parity``), the porter's
+    showcase (§9) and the parity records of Keras on each other backend (``backends``, the last §)."""
     if not parity:
         return None
     p = pd.DataFrame([r for r in parity if not r.get("study")])
@@ -258,7 +261,8 @@ Set every hyperparameter explicitly on both sides ({PROOF['defaults']}). In floa
 hyperparameters through float32: exact float64 parity needs values representable in float32.
 
 {_float32(parity)}
-""" + ("\n" + porting_families.section(list(showcase), 9) if showcase else "")
+""" + ("\n" + porting_families.section(list(showcase), 9) if showcase else "") \
+        + ("\n" + porting_backends.section(runs, parity, backends, 10 if showcase else 9) if backends else "")
     path = out / "PORTING.md"
     path.write_text(text)
     return path

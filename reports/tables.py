@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from core import columns
 from reports.frames import (PAIR_ON, RECIPES_COLUMN, REFERENCE_COLUMN, aggregate_runs, all_sides, column_label,
                             drop_unused_diverged, norm_columns, on_sides, ordered, side_label, sides_of)
 from reports.stats import fmt_mean_std
@@ -39,7 +40,7 @@ def _ms(row, column: str, digits: int = 3) -> str:
     return fmt_mean_std(row.get(f"{column}_mean"), row.get(f"{column}_std"), digits)
 
 
-def _ci(row, column: str, signed: bool, digits: int = 3) -> str:
+def ci_text(row, column: str, signed: bool, digits: int = 3) -> str:
     """"+0.012 [-0.004, +0.028]": mean and 95% CI; the mean alone when there is no interval."""
     mean, low, high = (row.get(f"{column}_{s}") for s in ("mean", "ci95_low", "ci95_high"))
     if pd.isna(mean):
@@ -125,10 +126,14 @@ def _tensor_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def recipes_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per model × optimizer: Keras l2 (reference) then each torch recipe, with per-seed paired
-    Δ accuracy (torch − Keras) and norm ratio (torch / Keras), each summarized with its 95% CI."""
-    keras = df[df["framework"].eq(REFERENCE_COLUMN) & df["regularization"].eq("l2")]
-    paired = _paired(df[df["framework"].eq(RECIPES_COLUMN)], keras)
+    """Per model × optimizer: Keras l2 on TensorFlow (reference), Keras l2 on each other backend, then
+    each torch recipe, with per-seed paired Δ accuracy (run − reference) and norm ratio (run /
+    reference), each summarized with its 95% CI."""
+    is_reference = df["framework"].eq(REFERENCE_COLUMN) & df["regularization"].eq("l2")
+    keras = df[is_reference]
+    backends = df["framework"].map(lambda name: name != REFERENCE_COLUMN and _kind(name) == "keras")
+    compared = df[(backends & df["regularization"].eq("l2")) | df["framework"].eq(RECIPES_COLUMN)]
+    paired = _paired(compared, keras)
     by = ["model", "optimizer", "framework", "regularization"]
     out = pd.concat([aggregate_runs(keras, by, ["test_accuracy", "regularized_norm"]),
                      aggregate_runs(paired, by, ["test_accuracy", "regularized_norm", "delta_accuracy",
@@ -158,12 +163,18 @@ def recipes_markdown(table: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def _kind(name: str) -> str:
+    """A column's framework (keras: Keras on any backend); a column no longer registered is its own."""
+    return columns.get(name).framework if name in columns.names() else name
+
+
 def _recipe_row(r) -> dict:
     keras = r["framework"] == REFERENCE_COLUMN
-    row = {"run": "Keras l2 (reference)" if keras else f"torch {r['regularization']}",
+    label = column_label(r["framework"]) if r["framework"] in columns.names() else r["framework"]
+    row = {"run": f"{label} l2 (reference)" if keras else f"{label} {r['regularization']}",
            "test acc": _ms(r, "test_accuracy"), "‖w‖ reg": _ms(r, "regularized_norm"),
-           "Δ acc vs Keras [95% CI]": "" if keras else _ci(r, "delta_accuracy", signed=True),
-           "norm ratio vs Keras [95% CI]": "" if keras else _ci(r, "norm_ratio", signed=False),
+           "Δ acc vs Keras [95% CI]": "" if keras else ci_text(r, "delta_accuracy", signed=True),
+           "norm ratio vs Keras [95% CI]": "" if keras else ci_text(r, "norm_ratio", signed=False),
            "n": _n_text(r["test_accuracy_n"])}
     if "diverged" in r:
         row["diverged"] = _n_text(r["diverged"])

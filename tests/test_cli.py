@@ -248,4 +248,4 @@ def test_compare_frameworks_picks_the_columns(monkeypatch, tmp_path):
 
 def test_compare_refuses_an_unknown_framework_column(tmp_path, capsys):
     assert cli.main(["compare", "--frameworks", "keras,mxnet", "--out", str(tmp_path)]) == 2
-    _one_line_error(capsys, "--frameworks: unknown framework column 'mxnet'; allowed: keras, torch, keras_jax")
+    _one_line_error(capsys, "--frameworks: unknown framework column 'mxnet'; allowed: keras, keras_jax, keras_torch, torch")

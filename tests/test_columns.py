@@ -23,7 +23,7 @@ def keras_copy():
 
 
 def test_unregistered_columns_are_refused():
-    with pytest.raises(SpecError, match="unknown framework column 'keras_copy'; allowed: keras, torch, keras_jax, keras_torch"):
+    with pytest.raises(SpecError, match="unknown framework column 'keras_copy'; allowed: keras, keras_jax, keras_torch, torch"):
         RunSpec(framework="keras_copy")
 
 

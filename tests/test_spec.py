@@ -7,7 +7,7 @@ from core.spec import OptimizerSpec, RunSpec, SpecError
 
 @pytest.mark.parametrize("changes,message", [
     ({"model": "resnet"}, "unknown model 'resnet'; allowed: mlp, cnn, mlp_bias"),
-    ({"framework": "jax"}, "unknown framework column 'jax'; allowed: keras, torch"),
+    ({"framework": "jax"}, "unknown framework column 'jax'; allowed: keras, keras_jax, keras_torch, torch"),
     ({"regularization": "penalty"}, "unknown keras regularization 'penalty'; allowed: l2, wd, none"),
     ({"l2": -0.1}, "l2 (λ) must be a finite number >= 0, got -0.1"),
     ({"l2": float("nan")}, "l2 (λ) must be a finite number >= 0"),

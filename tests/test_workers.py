@@ -122,9 +122,10 @@ def test_columns_whose_environments_disagree_never_share_a_process():
         def job(*names):
             return workers.Job(names, 1.0, print, (), lambda r, s: None, print, label="job")
 
-        kinds = workers._process_kinds([job("fake_a"), job("fake_b"), job("keras", "torch")])
-        assert kinds["fake_a"] == kinds["keras"] == kinds["torch"] == (a, columns.KERAS, columns.TORCH)
-        assert kinds["fake_b"] == (b,)
+        kinds = workers._process_kinds([job("fake_a"), job("fake_b"), job("keras", "torch"), job("fake_b", "torch")])
+        assert kinds == [(a, columns.KERAS, columns.TORCH), (b, columns.TORCH)]
+        assert workers._kind_of(job("torch"), kinds) == kinds[0]   # torch alone: the first kind serving it
+        assert workers._kind_of(job("fake_b", "torch"), kinds) == kinds[1]
         with pytest.raises(ValueError, match="environments that disagree"):
             workers._process_kinds([job("fake_a", "fake_b")])
     finally:
