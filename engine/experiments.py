@@ -71,15 +71,29 @@ def sweep(s: Settings) -> list[RunSpec]:
             for spec in _sides(model, l2, OPTIMIZERS["adam"], "penalty", s, seed)]
 
 
+# Sized for a cluster (``--executor ray``; README): 10 λ × 3 models × every column × the seeds asked
+# for (the README's command: 10 seeds, MNIST from npz:). Not part of `run all`.
+SWEEP_LARGE_LAMBDAS = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+
+
+def sweep_large(s: Settings) -> list[RunSpec]:
+    """λ over ten values for mlp, cnn and mlp_bias, Keras l2 on each backend and torch penalty, Adam."""
+    return [spec for model in ("mlp", "cnn", "mlp_bias") for l2 in SWEEP_LARGE_LAMBDAS for seed in s.seeds
+            for spec in _sides(model, l2, OPTIMIZERS["adam"], "penalty", s, seed)]
+
+
 # name -> (description, spec builder). `parity` is not a list of RunSpecs: see parity/grid.py.
 EXPERIMENTS: dict[str, tuple[str, Callable[[Settings], list[RunSpec]]]] = {
     "article": ("the article's three models, λ=0.01 vs none, Keras l2 (each backend) vs torch penalty, Adam", article),
     "recipes": ("every torch recipe and Keras backend against Keras l2 on TensorFlow, SGD and Adam, mlp and cnn", recipes),
     "sweep": ("λ from 0 to 0.1, mlp and cnn, every framework column", sweep),
+    "sweep_large": ("10 λ × 3 models × every column × --seeds: sized for a cluster (--executor ray); not in `all`",
+                    sweep_large),
 }
 PARITY_NAME = "parity"
 VERIFY_NAME = "verify"   # the porter's family showcase (porter.showcase), for PORTING.md
-ALL = ("article", "recipes", "sweep", PARITY_NAME, VERIFY_NAME)
+ALL = ("article", "recipes", "sweep", PARITY_NAME, VERIFY_NAME)   # `run all`
+NAMES = ALL + ("sweep_large",)   # every experiment `run` takes
 
 
 # Seconds of one parity cell, by (model, dtype): float32 adds the one-step comparison and a

@@ -43,22 +43,33 @@ RUN_S = {"keras": 0.3, "torch": 0.05, "keras_jax": 0.5, "keras_torch": 0.2}
 _RUNS: dict[str, object] = {}  # in a worker process: column name -> that column's Run
 
 
-def _init_worker(served: tuple[columns.Column, ...], threads: int, slots=None) -> None:
-    """Environment first, for every column served, then each framework imported and its thread
-    pools fixed before its first op. A process serving a column that ignores thread settings
-    (``Column.pin_cores``: JAX) is confined to ``threads`` cores, its slot's, taken in turn from
-    ``slots`` (a counter the pool's processes share), so that two such workers never share a core."""
+def serve(served: tuple[columns.Column, ...], threads: int, slot: int | None = None) -> None:
+    """Make this process a worker for the ``served`` columns (once; later calls do nothing): the
+    environment first, for every column served, then each framework imported and its thread pools
+    fixed before its first op. A process serving a column that ignores thread settings
+    (``Column.pin_cores``: JAX) is confined to ``threads`` cores, its ``slot``'s (``environment.pin_cores``),
+    so that two such workers never share a core."""
+    if all(column.name in _RUNS for column in served):
+        return
     for column in served:
         if column.name not in columns.names():  # a column registered by the caller, not at import
             columns.register(column)
         environment.configure(threads, column.env)
-    if slots is not None and any(column.pin_cores for column in served):
-        with slots.get_lock():
-            slot, slots.value = slots.value, slots.value + 1
+    if slot is not None and any(column.pin_cores for column in served):
         environment.pin_cores(threads, slot)
     for column in served:
         _RUNS[column.name] = column.run()
         _RUNS[column.name].set_threads(threads)
+
+
+def _init_worker(served: tuple[columns.Column, ...], threads: int, slots=None) -> None:
+    """A pool process's initializer: ``serve``, with the next slot of ``slots`` (a counter the pool's
+    processes share)."""
+    slot = None
+    if slots is not None:
+        with slots.get_lock():
+            slot, slots.value = slots.value, slots.value + 1
+    serve(served, threads, slot)
     # When the pool shuts down, every result has gone back through the result queue (flushed
     # before atexit runs): skip the frameworks' own teardown, seconds of it after a long run.
     atexit.register(os._exit, 0)

@@ -89,11 +89,22 @@ def build_parser() -> argparse.ArgumentParser:
     every_column = ",".join(columns.names())
     run = sub.add_parser("run", help="run experiments and write their tables and plots")
     run.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
-                     help=f"{', '.join(experiments.ALL)}, or all")
+                     help=f"{', '.join(experiments.NAMES)}, or all (all but sweep_large)")
     run.add_argument("--frameworks", default=every_column,
                      help=f"comma-separated framework columns to run (`l2compare list`; default all: {every_column}); "
                           "parity: the Keras backends' grids")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local worker processes (default), or Ray tasks on a cluster (--address)")
+    run.add_argument("--address", default=None,
+                     help="with --executor ray: the cluster to join (default: RAY_ADDRESS, else a local Ray instance "
+                          "started and stopped by this run)")
     common(run)
+
+    plan = sub.add_parser("plan", help="how many runs an invocation of `run` would execute and reuse, and its "
+                                       "core-hours (from the bench records)")
+    plan.add_argument("experiments", nargs="+", metavar="EXPERIMENT", help=f"{', '.join(experiments.NAMES)}, or all")
+    plan.add_argument("--frameworks", default=every_column, help="as for run")
+    common(plan)
 
     report = sub.add_parser("report", help="rebuild tables and plots from the recorded runs")
     report.add_argument("--out", type=Path, default=Path("results"))
@@ -162,12 +173,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _experiment_names(names: list[str]) -> list[str]:
-    if "all" in names:
-        return list(experiments.ALL)
-    unknown = [n for n in names if n not in experiments.ALL]
+    unknown = [n for n in names if n not in experiments.NAMES and n != "all"]
     if unknown:
-        raise UsageError(f"unknown experiment {unknown[0]!r}; allowed: {', '.join(experiments.ALL)}, all")
-    return list(dict.fromkeys(names))
+        raise UsageError(f"unknown experiment {unknown[0]!r}; allowed: {', '.join(experiments.NAMES)}, all")
+    expanded = [n for name in names for n in (experiments.ALL if name == "all" else (name,))]
+    return list(dict.fromkeys(expanded))
 
 
 def _check_data(name: str) -> None:
@@ -194,10 +204,26 @@ def cmd_run(args) -> int:
     names = _experiment_names(args.experiments)
     _check_data(args.dataset)
     _check_out(args.out)
-    frameworks = tuple(c.name for c in _frameworks(args.frameworks))
-    settings = experiments.Settings(dataset=args.dataset, seeds=args.seeds, epochs=args.epochs, frameworks=frameworks)
+    if args.address and args.executor != "ray":
+        raise UsageError("--address joins a Ray cluster: use it with --executor ray")
+    settings = _settings(args)
     return pipeline.run_and_report(names, settings, args.out, threads=args.threads, force=args.force,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, executor=args.executor, address=args.address)
+
+
+def _settings(args) -> experiments.Settings:
+    frameworks = tuple(c.name for c in _frameworks(args.frameworks))
+    return experiments.Settings(dataset=args.dataset, seeds=args.seeds, epochs=args.epochs, frameworks=frameworks)
+
+
+def cmd_plan(args) -> int:
+    from engine import planning, workers
+
+    names = _experiment_names(args.experiments)
+    _check_data(args.dataset)
+    result = planning.plan(names, _settings(args), args.out, threads=args.threads)
+    print(planning.describe(result, workers_here=workers.default_workers(args.threads)))
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -281,8 +307,8 @@ def cmd_compare(args) -> int:
     return pipeline.compare(specs, args.out, threads=args.threads, force=args.force, progress=not args.no_progress)
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "compare": cmd_compare, "bench": cmd_bench,
-            "port": cmd_port, "verify": cmd_verify}
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "report": cmd_report, "list": cmd_list, "compare": cmd_compare,
+            "bench": cmd_bench, "port": cmd_port, "verify": cmd_verify}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -109,7 +109,7 @@ def report(out: Path) -> list[Path]:
 
 
 def run_and_report(names: list[str], settings: experiments.Settings, out: Path, *, threads: int = 1,
-                   force: bool = False, progress: bool = True) -> int:
+                   force: bool = False, progress: bool = True, executor: str = "local", address: str | None = None) -> int:
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     n_workers = workers.default_workers(threads)
@@ -118,7 +118,12 @@ def run_and_report(names: list[str], settings: experiments.Settings, out: Path, 
         _save_index(out, {name: outcome.keys for name, outcome in outcomes.items()})
         bar.start(sum(len(o.keys) - o.reused for o in outcomes.values()))
         # Every experiment and the parity cells in one schedule: no worker idles until the last job.
-        workers.schedule(jobs, threads=threads, workers=n_workers)
+        if executor == "ray":
+            from engine import ray_executor
+
+            ray_executor.schedule(jobs, threads=threads, address=address)
+        else:
+            workers.schedule(jobs, threads=threads, workers=n_workers)
     for name, outcome in outcomes.items():
         # Experiments share the workers, so an experiment's wall time is its share of theirs.
         _save_timing(out, name, outcome.seconds / n_workers, outcome.ran, outcome.reused, worker_s=outcome.seconds)

@@ -40,6 +40,7 @@ def write_reports(out_dir: Path, runs: list[dict], parity: list[dict],
                             of_experiment(epochs, experiments, "article"))
     index += _write_recipes(out_dir, of_experiment(df, experiments, "recipes"))
     index += _write_sweep(out_dir, of_experiment(df, experiments, "sweep"))
+    index += _write_sweep(out_dir, of_experiment(df, experiments, "sweep_large"), "sweep_large")
     reference, backends = split_by_backend(parity)   # the float32 study and PORTING.md's proofs: TensorFlow's
     index += _write_parity(out_dir, parity)
     index += _write_float32(out_dir, reference)
@@ -101,14 +102,14 @@ def _write_recipes(out_dir: Path, df: pd.DataFrame) -> list[tuple[Path, str]]:
     return out
 
 
-def _write_sweep(out_dir: Path, df: pd.DataFrame) -> list[tuple[Path, str]]:
+def _write_sweep(out_dir: Path, df: pd.DataFrame, name: str = "sweep") -> list[tuple[Path, str]]:
     if on_sides(df).empty:
         return []
     table = sweep_table(df)
-    out = _write_table(out_dir, "sweep", table, sweep_markdown(table),
+    out = _write_table(out_dir, name, table, sweep_markdown(table),
                        "λ sweep per model × λ × framework: test accuracy and regularized norm")
-    if plot_sweep(table, out_dir / "sweep.png"):
-        out.append((out_dir / "sweep.png",
+    if plot_sweep(table, out_dir / f"{name}.png"):
+        out.append((out_dir / f"{name}.png",
                     "Test accuracy (top) and regularized norm (bottom, log scale) against λ; "
                     "points = mean, error bars = ± std over seeds"))
     return out
@@ -146,9 +147,10 @@ def _write_float32(out_dir: Path, parity: list[dict]) -> list[tuple[Path, str]]:
     return out
 
 
-TITLES = {"article": "The article's models: Keras l2 vs torch penalty",
-          "recipes": "Torch recipes against Keras l2",
-          "sweep": "λ sweep: Keras l2 vs torch penalty",
+TITLES = {"article": "The article's models: Keras l2 on each backend vs torch penalty",
+          "recipes": "Keras backends and torch recipes against Keras l2 on TensorFlow",
+          "sweep": "λ sweep: Keras l2 on each backend vs torch penalty",
+          "sweep_large": "Large λ sweep (sweep_large): Keras l2 on each backend vs torch penalty",
           "parity": "Parity: which torch recipe is the same computation as which Keras configuration",
           "float32": "float32 agreement: the exact recipe over seeds, data sets, models and optimizers"}
 

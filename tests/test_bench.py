@@ -33,3 +33,18 @@ def test_results_runs_before_and_after_come_from_timing_records(tmp_path):
     assert table["commit"].tolist() == ["aaaaaaa", "bbbbbbb"]
     assert table["wall time (s)"].tolist() == [220.0, 150.0]  # the sequential engine's sum; the schedule's own total
     assert table["runs and cells executed"].tolist() == [262, 262]
+
+
+def test_bench_of_some_columns_keeps_the_others_records(tmp_path, monkeypatch):
+    from engine import bench as engine_bench
+
+    def fake(models, frameworks, **kw):
+        return [{"key": f"{fw}-{m}-new", "framework": fw, "model": m, "times": {}} for fw in frameworks for m in models]
+
+    monkeypatch.setattr(engine_bench, "measure", fake)
+    engine_bench.run(tmp_path, models=("mlp",), frameworks=["keras", "torch"])
+    records = engine_bench.run(tmp_path, models=("mlp",), frameworks=["torch", "keras_jax"])
+    # keras's earlier record stays; torch's is replaced; rows in registry order
+    assert [(r["framework"], r["key"]) for r in records] == [
+        ("keras", "keras-mlp-new"), ("keras_jax", "keras_jax-mlp-new"), ("torch", "torch-mlp-new")]
+    assert len(RunStore(tmp_path / "bench.jsonl").records()) == 3

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from engine import experiments
 from l2compare import cli
 
 
@@ -249,3 +250,22 @@ def test_compare_frameworks_picks_the_columns(monkeypatch, tmp_path):
 def test_compare_refuses_an_unknown_framework_column(tmp_path, capsys):
     assert cli.main(["compare", "--frameworks", "keras,mxnet", "--out", str(tmp_path)]) == 2
     _one_line_error(capsys, "--frameworks: unknown framework column 'mxnet'; allowed: keras, keras_jax, keras_torch, torch")
+
+
+def test_run_frameworks_picks_the_columns_of_every_experiment(monkeypatch, tmp_path):
+    from l2compare import pipeline
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_and_report", lambda names, settings, out, **kw: seen.update(
+        names=names, settings=settings) or 0)
+    assert cli.main(["run", "article", "--frameworks", "keras_torch,torch", "--out", str(tmp_path)]) == 0
+    specs = experiments.EXPERIMENTS["article"][1](seen["settings"])
+    assert {s.framework for s in specs} == {"keras_torch", "torch"}
+    assert cli.main(["run", "article", "--out", str(tmp_path)]) == 0   # default: every registered column
+    assert {s.framework for s in experiments.article(seen["settings"])} == {"keras", "keras_jax", "keras_torch", "torch"}
+
+
+@pytest.mark.parametrize("command", [["run", "article"], ["bench"]])
+def test_run_and_bench_refuse_an_unknown_framework_column(command, tmp_path, capsys):
+    assert cli.main([*command, "--frameworks", "keras,tf", "--out", str(tmp_path)]) == 2
+    _one_line_error(capsys, "--frameworks: unknown framework column 'tf'; allowed: keras, keras_jax, keras_torch, torch")
