@@ -99,8 +99,16 @@ def _losses_sum() -> dict:
     return {"is_module": isinstance(model, torch.nn.Module), "by_count": out}
 
 
+def _casts() -> dict:
+    """How a Python-float hyperparameter reaches a float64 variable: ``ops.cast(0.9, "float64")`` (the
+    optimizers' momentum, β) and an L2(0.01) regularizer's λ on a float64 tensor of ones."""
+    ones = keras.ops.convert_to_tensor(np.ones((1,), "float64"))
+    return {"momentum": float(keras.ops.convert_to_numpy(keras.ops.cast(0.9, "float64"))),
+            "l2": float(keras.ops.convert_to_numpy(keras.regularizers.L2(0.01)(ones)))}
+
+
 facts = {"backend": keras.backend.backend(), "wrong_sample": _confidently_wrong(), "weight_decay": _weight_decay(),
-         "jit_compile": _jit_compile(), "float64": _float64()}
+         "jit_compile": _jit_compile(), "float64": _float64(), "casts": _casts()}
 if keras.backend.backend() == "torch":
     facts["losses_sum"] = _losses_sum()
 print(json.dumps(facts))

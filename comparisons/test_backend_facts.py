@@ -67,6 +67,21 @@ def test_float64_needs_x64_on_jax():
     assert with_x64["dtype"] == "float64" and with_x64["dense_error"] <= 1e-15
 
 
+def test_float64_hyperparameters_are_rounded_through_float32_on_tensorflow_only(facts):
+    """TensorFlow turns a Python float into a float32 tensor before casting it to a float64 variable
+    (momentum 0.9 -> 0.8999999762, λ 0.01 -> 0.0099999998); JAX (with x64) and torch cast it exactly. A
+    float64 port of Keras on TensorFlow rounds them the same way (torch_impl.optim), of Keras on JAX or
+    torch it does not (torch_impl.optim.hyperparameters_of): a 2.6e-8 relative difference in momentum,
+    which a float64 reference step shows (measured cross64 5.2e-8 of max |w| on the momentum rows)."""
+    import numpy as np
+
+    rounded = {"momentum": float(np.float32(0.9)), "l2": float(np.float32(0.01))}
+    assert facts["tensorflow"]["casts"] == rounded
+    assert facts["torch"]["casts"] == {"momentum": 0.9, "l2": 0.01}
+    assert _probe("jax", "--x64")["casts"] == {"momentum": 0.9, "l2": 0.01}
+    assert rounded["momentum"] != 0.9 and rounded["l2"] != 0.01
+
+
 def test_float64_on_the_torch_backend_is_float32_inside_a_dense_layer(facts):
     """Measured, not assumed: on Keras 3.15.1's torch backend a float64 model's tensors are float64, but
     its Dense matmul rounds like float32 (ops.matmul casts to dtypes.result_type(torch.float64,

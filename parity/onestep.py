@@ -174,19 +174,20 @@ def torch_steps(case, traj, x, y, dtype: str) -> list[dict]:
     from torch_impl import optim, train
     from torch_impl.weights import export_weights, import_weights
 
-    from parity.sides import torch_setup
+    from parity.sides import keras_casts, torch_setup
 
     model, optimizer = torch_setup(case, traj.initial, dtype)
     xs = train.as_inputs(x, case.model, dtype)
     ys = torch.as_tensor(y)
     out = []
-    for t, idx in enumerate(_batches(traj, case.batch_size)):
-        weights, state = _before(traj, t)
-        import_weights(model, weights)
-        optim.import_state(optimizer, model, state)
-        idx_t = torch.as_tensor(idx)
-        train.train_step(model, optimizer, xs[idx_t], ys[idx_t])
-        out.append(_flat(export_weights(model), optim.export_state(optimizer, model)))
+    with keras_casts(case):
+        for t, idx in enumerate(_batches(traj, case.batch_size)):
+            weights, state = _before(traj, t)
+            import_weights(model, weights)
+            optim.import_state(optimizer, model, state)
+            idx_t = torch.as_tensor(idx)
+            train.train_step(model, optimizer, xs[idx_t], ys[idx_t])
+            out.append(_flat(export_weights(model), optim.export_state(optimizer, model)))
     return out
 
 

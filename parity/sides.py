@@ -43,10 +43,10 @@ def torch_spec(case: ParityCase, dtype: str) -> RunSpec:
         # The stock torch class with Keras's hyperparameters: only ε stays torch's. Momentum as
         # both frameworks' float32 arithmetic and TensorFlow's float64 cast see it (0.9 -> 0.89999998),
         # so that a float64 step of the same computation is that computation without float32 rounding.
-        from torch_impl.optim import KERAS_DEFAULTS
+        from torch_impl.optim import KERAS_DEFAULTS, keras_float
 
         optimizer = dataclasses.replace(optimizer, lr=optimizer.lr or KERAS_DEFAULTS[optimizer.name]["lr"],
-                                        epsilon=case.torch_epsilon, momentum=float(np.float32(optimizer.momentum)))
+                                        epsilon=case.torch_epsilon, momentum=keras_float(optimizer.momentum))
     return RunSpec(model=case.model, framework="torch", regularization=case.recipe, l2=case.l2 * case.torch_l2_scale,
                    optimizer=optimizer, mode="parity", dataset=case.dataset, epochs=case.epochs,
                    batch_size=case.batch_size, seed=case.seed, dtype=dtype)
@@ -104,19 +104,29 @@ def _torch_options(case: ParityCase, spec: RunSpec) -> dict:
                 adapt=torch_flatten if case.flatten == "torch" else None, stock=case.torch_optimizer == "torch")
 
 
+def keras_casts(case: ParityCase):
+    """A context in which the torch side casts hyperparameters (and λ) as the case's Keras backend does:
+    through float32 on TensorFlow, exactly on JAX and torch (``torch_impl.optim.hyperparameters_of``)."""
+    from torch_impl.optim import hyperparameters_of
+
+    return hyperparameters_of(columns.get(case.keras_column).backend)
+
+
 def torch_setup(case: ParityCase, initial: dict[str, np.ndarray], dtype: str):
-    """The case's torch side in ``dtype``: (model with the ``initial`` canonical weights, optimizer)."""
+    """The case's torch side in ``dtype``: (model with the ``initial`` canonical weights, optimizer).
+    Its steps must be taken inside ``keras_casts(case)``."""
     from torch_impl.worker import Run
 
-    spec = torch_spec(case, dtype)
     run = Run()
-    with run.precision(dtype):
+    with keras_casts(case), run.precision(dtype):
+        spec = torch_spec(case, dtype)
         return run.prepare(spec, initial, **_torch_options(case, spec))
 
 
 def run_torch(case: ParityCase, initial, x, y, order):
     from torch_impl.worker import Run
 
-    spec = torch_spec(case, case.dtype)
-    return Run().train(spec, x, y, order, initial=initial, capture_steps=True, **_torch_options(case, spec)).fit
+    with keras_casts(case):
+        spec = torch_spec(case, case.dtype)
+        return Run().train(spec, x, y, order, initial=initial, capture_steps=True, **_torch_options(case, spec)).fit
 

@@ -26,6 +26,8 @@ PROOF = {
     "x64": f"`{FACTS}::test_float64_needs_x64_on_jax`",
     "torch64": f"`{FACTS}::test_float64_on_the_torch_backend_is_float32_inside_a_dense_layer`",
     "sum": f"`{FACTS}::test_the_torch_guide_sum_of_losses_fails_with_two_regularized_tensors`",
+    "casts": f"`{FACTS}::test_float64_hyperparameters_are_rounded_through_float32_on_tensorflow_only`",
+    "casts_port": "`comparisons/test_backend_parity.py::test_a_port_of_keras_on_jax_casts_hyperparameters_exactly`",
     "zero": "`comparisons/test_zero_port.py`",
     "xla": "`comparisons/test_xla.py`",
     "threads": "`comparisons/test_jax_threads.py`",
@@ -111,6 +113,10 @@ Where a backend is not exact, the backend is why, not the recipe:
   match it to float64 precision, so its float64 cells are at best `close`; in float32 the same rounding makes its own
   float64 step an unreliable floor, so a float32 cell can read `close` for a recipe that is exact on TensorFlow and JAX.
 - **JAX needs x64 for float64** ({PROOF['x64']}); the `keras_jax` column turns it on (`JAX_ENABLE_X64=1`).
+- **A float64 hyperparameter is rounded through float32 on TensorFlow only** ({PROOF['casts']}): momentum 0.9
+  reaches a float64 variable as 0.8999999762 on TensorFlow, as 0.9 on JAX and torch, and λ likewise. A float64 port
+  of Keras on JAX or torch must not round them; the grids above mirror each backend's cast
+  ({PROOF['casts_port']}).
 - **`jit_compile="auto"` is XLA on JAX only** ({PROOF['jit']}); XLA fuses float32 arithmetic, which moves single
   steps by a few units in the last place ({PROOF['xla']}); the float32 verdict allows for each side's own rounding.
 - **Cross-entropy on a softmax output is clipped to [1e-7, 1−1e-7] on torch and JAX, not on TensorFlow**

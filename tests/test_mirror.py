@@ -31,6 +31,9 @@ SIDE_ONLY = {
     ("torch_impl", "weights", "to_canonical"): "torch layout -> Keras's; Keras's layout is canonical",
     ("torch_impl", "weights", "from_canonical"): "Keras's layout -> torch's",
     ("torch_impl", "worker", "keras_lambda"): "λ rounded as TensorFlow rounds it, for parity mode; Keras does it itself",
+    ("torch_impl", "optim", "hyperparameters_of"): "hyperparameters cast as a given Keras backend casts them; "
+                                                   "Keras does it itself",
+    ("torch_impl", "optim", "keras_float"): "one hyperparameter, cast so; Keras does it itself",
 }
 
 

@@ -16,6 +16,8 @@ Keras-exact means the same arithmetic as Keras 3's optimizers, in the same order
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from torch import nn
@@ -32,12 +34,35 @@ def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
     return torch.tensor(value, dtype=like.dtype, device=like.device)
 
 
+# Whether the Keras a port mirrors rounds a Python-float hyperparameter through float32 on its way to a
+# float64 variable: TensorFlow does, JAX (x64) and torch cast it exactly (comparisons/test_backend_facts.py).
+# A list, so that ``hyperparameters_of`` can set it for the steps taken inside it.
+_THROUGH_FLOAT32 = [True]
+
+
+@contextlib.contextmanager
+def hyperparameters_of(keras_backend: str):
+    """Inside: hyperparameters (and parity mode's λ) as Keras on ``keras_backend`` casts them."""
+    previous = _THROUGH_FLOAT32[0]
+    _THROUGH_FLOAT32[0] = keras_backend == "tensorflow"
+    try:
+        yield
+    finally:
+        _THROUGH_FLOAT32[0] = previous
+
+
+def keras_float(value: float) -> float:
+    """A Python-float hyperparameter as Keras brings it to a float64 variable: through float32 on
+    TensorFlow (0.999 -> 0.99900001287...; the default), exactly on JAX and torch (``hyperparameters_of``)."""
+    return float(np.float32(value)) if _THROUGH_FLOAT32[0] else float(value)
+
+
 def _cast(value: float, like: torch.Tensor) -> torch.Tensor:
     """A hyperparameter that Keras passes through ``ops.cast(value, variable.dtype)``: on the
     TensorFlow backend a Python float becomes a float32 tensor first, so a float64 variable gets
-    the float32 rounding of β1, β2, momentum and weight_decay (0.999 -> 0.99900001287...).
+    the float32 rounding of β1, β2, momentum and weight_decay (``keras_float``).
     Arithmetic with a Python float (``1 - beta_1``, ε) stays exact, as it does in Keras."""
-    return _scalar(float(np.float32(value)), like)
+    return _scalar(keras_float(value), like)
 
 
 class _KerasOptimizer(torch.optim.Optimizer):

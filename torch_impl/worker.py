@@ -52,8 +52,9 @@ def defaults() -> dict:
 def keras_lambda(spec: RunSpec) -> float:
     """λ as the run uses it. Parity mode reproduces Keras, whose L2 and optimizers cast a Python
     float through float32 on the TensorFlow backend (``ops.cast``): a float64 Keras model has λ
-    rounded to float32, so the port must too. Native mode is a user's own port: the Python λ."""
-    return float(np.float32(spec.l2)) if spec.mode == "parity" else spec.l2
+    rounded to float32, so the port must too (``optim.keras_float``; exact where the parity runner
+    mirrors Keras on JAX or torch). Native mode is a user's own port: the Python λ."""
+    return optim.keras_float(spec.l2) if spec.mode == "parity" else spec.l2
 
 
 class Run(TrainingRun):
