@@ -29,6 +29,17 @@ def configure(threads: int | None = None, env: dict[str, str] | None = None) -> 
             os.environ[name] = str(threads)
 
 
+def limit_loaded_pools(threads: int) -> None:
+    """Size the thread pools of the math libraries this process has already loaded (NumPy's OpenBLAS)
+    to ``threads``: a worker process imports NumPy before ``configure`` runs (a spawned process
+    unpickles its initializer first, a Ray worker starts with it), so the environment variables alone
+    leave NumPy's pool at one thread per core, and a float64 norm (a BLAS dot) would round as that
+    count splits it. threadpoolctl (scikit-learn's) resizes it in place."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+
+
 def pin_cores(threads: int, slot: int) -> tuple[int, ...] | None:
     """Restrict this process to ``threads`` cores, the ``slot``-th group of them: cores
     ``slot*threads … (slot+1)*threads − 1``, counted (modulo their number) in the sorted list of

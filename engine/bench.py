@@ -24,6 +24,7 @@ def _init(threads: int, column: columns.Column) -> None:
     """The bench process's environment, as a run worker's (``engine.workers``): JAX confined to
     ``threads`` cores, as it ignores thread settings."""
     environment.configure(threads, column.env)
+    environment.limit_loaded_pools(threads)
     if column.pin_cores:
         environment.pin_cores(threads, 0)
 

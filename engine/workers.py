@@ -55,6 +55,7 @@ def serve(served: tuple[columns.Column, ...], threads: int, slot: int | None = N
         if column.name not in columns.names():  # a column registered by the caller, not at import
             columns.register(column)
         environment.configure(threads, column.env)
+    environment.limit_loaded_pools(threads)
     if slot is not None and any(column.pin_cores for column in served):
         environment.pin_cores(threads, slot)
     for column in served:

@@ -11,7 +11,7 @@ from l2compare import cli
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["run", "articel"], "unknown experiment 'articel'; allowed: article, recipes, sweep, parity, verify, all"),
+    (["run", "articel"], "unknown experiment 'articel'; allowed: article, recipes, sweep, parity, verify, sweep_large, all"),
     (["run", "article", "--epochs", "0"], "--epochs: expected a whole number >= 1, got 0"),
     (["run", "article", "--dataset", "mnits"], "unknown data set 'mnits'"),
     (["run", "article", "--seeds", "-1"], "--seeds must be a count >= 1 or a list of seeds >= 0"),
