@@ -57,16 +57,16 @@ def measure(models=("mlp", "cnn"), frameworks=None, *, repeats=5, epochs=2, thre
 
 def run(out: Path, *, repeats=5, epochs=2, threads=1, models=("mlp", "cnn"), frameworks=None) -> list[dict]:
     """Measure (every column, or those ``frameworks`` names), store the records in ``out/bench.jsonl``
-    and return every record stored: a column's new measurement replaces its previous one, the
-    other columns' records stay.
+    and return every record stored: a column and model's new measurement replaces its previous one,
+    the others' records stay.
 
     ``reports.bench.write`` turns them into ``bench.md`` (the CLI calls it: reports are a floor above).
     """
     out.mkdir(parents=True, exist_ok=True)
     store = RunStore(out / "bench.jsonl")
     records = measure(models, frameworks, repeats=repeats, epochs=epochs, threads=threads)
-    measured = {r["framework"] for r in records}
-    kept = [r for r in store.records() if r["framework"] not in measured] if store.path.exists() else []
+    measured = {(r["framework"], r["model"]) for r in records}
+    kept = [r for r in store.records() if (r["framework"], r["model"]) not in measured] if store.path.exists() else []
     order = {name: i for i, name in enumerate(columns.names())}
     store.replace(sorted(kept + records, key=lambda r: order.get(r["framework"], len(order))))
     return store.records()

@@ -125,8 +125,16 @@ def fit(model: keras.Model, optimizer, x: np.ndarray, y: np.ndarray, *, batch_si
         steps = -(-len(x) // batch_size)
         model.fit(_batches(x, y, order, batch_size), epochs=len(order), steps_per_epoch=steps, shuffle=False, verbose=0,
                   callbacks=callbacks)
-    else:  # other backends: one fit per epoch, shuffle off, on that epoch's permutation
-        for epoch, perm in enumerate(order):
-            model.fit(x[perm], y[perm], batch_size=batch_size, initial_epoch=epoch, epochs=epoch + 1,
-                      shuffle=False, verbose=0, callbacks=callbacks)
+    else:  # other backends: the same, from a generator (a fit per epoch costs ~25% per step on JAX's mlp)
+        steps = -(-len(x) // batch_size)
+        model.fit(_batch_generator(x, y, order, batch_size), epochs=len(order), steps_per_epoch=steps, verbose=0,
+                  callbacks=callbacks)
     return result
+
+
+def _batch_generator(x: np.ndarray, y: np.ndarray, order: Sequence[np.ndarray], batch_size: int):
+    """Every epoch's batches in the caller's order, each epoch ending in its partial batch (JAX, torch)."""
+    for perm in order:
+        for start in range(0, len(perm), batch_size):
+            idx = perm[start:start + batch_size]
+            yield x[idx], y[idx]

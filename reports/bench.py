@@ -105,7 +105,8 @@ def results_runs_table(out: Path) -> pd.DataFrame:
 WHY = {
     "keras": ("keras_impl's loop tracks the data loss as an extra metric (so that the history splits "
               "loss = data loss + penalty), evaluates nothing else, and feeds the harness's batch order "
-              "through one tf.data stream; what remains is that metric's share of a step this small."),
+              "through one fit call (a tf.data stream on TensorFlow, a generator on JAX and torch); what remains "
+              "is that metric's share of a step this small."),
     "torch": ("the suite's loop also accumulates the epoch's loss, data loss, penalty and accuracy every step "
               "(what Keras's history reports), which a minimal loop skips."),
 }

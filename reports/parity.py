@@ -111,7 +111,8 @@ def parity_markdown(parity: list[dict]) -> str:
 
 def _backend_markdown(name: str, parity: list[dict]) -> str:
     column = columns.get(name) if name in columns.names() else None
-    title = f"{column.label} (`{name}`, backend {column.backend})" if column else f"`{name}`"
+    backend = {"jax": "JAX", "tensorflow": "TensorFlow"}.get(column.backend, column.backend) if column else None
+    title = f"{backend} (`{name}`)" if column else f"`{name}`"
     detail = parity_detail(parity)
     versions = distinct(f"{k} {v}" for p in parity for k, v in sorted((p.get("versions") or {}).items())
                         if k not in ("numpy", "tensorflow"))

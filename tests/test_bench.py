@@ -48,3 +48,6 @@ def test_bench_of_some_columns_keeps_the_others_records(tmp_path, monkeypatch):
     assert [(r["framework"], r["key"]) for r in records] == [
         ("keras", "keras-mlp-new"), ("keras_jax", "keras_jax-mlp-new"), ("torch", "torch-mlp-new")]
     assert len(RunStore(tmp_path / "bench.jsonl").records()) == 3
+    engine_bench.run(tmp_path, models=("cnn",), frameworks=["torch"])   # another model: torch's mlp record stays
+    assert {(r["framework"], r["model"]) for r in RunStore(tmp_path / "bench.jsonl").records()} == {
+        ("keras", "mlp"), ("keras_jax", "mlp"), ("torch", "mlp"), ("torch", "cnn")}
