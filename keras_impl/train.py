@@ -127,8 +127,8 @@ def fit(model: keras.Model, optimizer, x: np.ndarray, y: np.ndarray, *, batch_si
                   callbacks=callbacks)
     else:  # other backends: the same, from a generator (a fit per epoch costs ~25% per step on JAX's mlp)
         steps = -(-len(x) // batch_size)
-        model.fit(_batch_generator(x, y, order, batch_size), epochs=len(order), steps_per_epoch=steps, verbose=0,
-                  callbacks=callbacks)
+        model.fit(_batch_generator(x, y, order, batch_size), epochs=len(order), steps_per_epoch=steps, shuffle=False,
+                  verbose=0, callbacks=callbacks)
     return result
 
 
