@@ -111,10 +111,7 @@ def schedule(jobs: list[workers.Job], *, threads: int = 1, address: str | None =
                 except ray.exceptions.RayError as exc:   # its worker died more often than MAX_RETRIES
                     job.failed(f"{type(exc).__name__}: the worker died {MAX_RETRIES + 1} times: {exc}")
                     continue
-                follow = job.done(result, seconds)
-                if follow is not None:
-                    ready.append(follow)
-                    ready.sort(key=lambda j: j.cost, reverse=True)
+                workers.finish_job(job, result, seconds, ready)
     finally:
         if owns:
             ray.shutdown()

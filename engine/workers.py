@@ -226,6 +226,15 @@ def _agree(a: columns.Column, b: columns.Column) -> bool:
     return all(b.env.get(name, value) == value for name, value in a.env.items())
 
 
+def finish_job(job: Job, result, seconds: float, ready: list[Job]) -> None:
+    """A job's result, back in the parent: its ``done`` (which records it), and the job that follows
+    from it queued among ``ready`` by cost, longest first (any executor's loop)."""
+    follow = job.done(result, seconds)
+    if follow is not None:
+        ready.append(follow)
+        ready.sort(key=lambda j: j.cost, reverse=True)
+
+
 def default_workers(threads: int) -> int:
     """One worker process per ``threads`` cores this process may use; at most 4, as each one
     holds both frameworks (about 2 GB)."""
@@ -270,10 +279,7 @@ def schedule(jobs: list[Job], *, threads: int = 1, workers: int | None = None) -
                 except Exception as exc:  # a bug in one job must not lose the others
                     job.failed(f"{type(exc).__name__}: {exc}")
                     continue
-                follow = job.done(result, seconds)
-                if follow is not None:
-                    ready.append(follow)
-                    ready.sort(key=lambda j: j.cost, reverse=True)
+                finish_job(job, result, seconds, ready)
     except KeyboardInterrupt:
         interrupted = True
         raise

@@ -79,11 +79,11 @@ def _write_article(out_dir: Path, df: pd.DataFrame, epochs: pd.DataFrame) -> lis
     if table is None or table.empty:
         return []
     out = _write_table(out_dir, "article", table, article_markdown(table),
-                       "The article: per model × λ (none = no regularizer), Keras l2 beside torch penalty, Adam: "
+                       "The article: per model × λ (none = no regularizer), Keras l2 on each backend beside torch penalty, Adam: "
                        "test/train accuracy, regularized norm and per-tensor norms")
     if plot_norm_vs_epoch(epochs, out_dir / "norm_vs_epoch.png"):
         out.append((out_dir / "norm_vs_epoch.png",
-                    f"Regularized norm per epoch at λ = {ARTICLE_LAMBDA:g}, Keras l2 vs torch penalty; "
+                    f"Regularized norm per epoch at λ = {ARTICLE_LAMBDA:g}, Keras l2 on each backend vs torch penalty; "
                     "line = mean, band = ± std over seeds; each framework starts from its own initializers (Keras's first kernel is larger), so the curves start apart and converge as L2 pulls the weights in"))
     return out
 
@@ -93,12 +93,12 @@ def _write_recipes(out_dir: Path, df: pd.DataFrame) -> list[tuple[Path, str]]:
         return []
     table = recipes_table(df)
     out = _write_table(out_dir, "recipes", table, recipes_markdown(table),
-                       "Every torch recipe against Keras l2 per model × optimizer: accuracy, regularized norm, "
-                       "and the seed-paired Δ accuracy and norm ratio to Keras with 95% CI")
+                       "Keras l2 on JAX and on torch, and every torch recipe, against Keras l2 on TensorFlow per model × "
+                       "optimizer: accuracy, regularized norm, and the seed-paired Δ accuracy and norm ratio with 95% CI")
     if plot_recipes(table, out_dir / "recipes.png"):
         out.append((out_dir / "recipes.png",
                     "Norm ratio (left; 1 = lands where Keras does) and Δ test accuracy (right; 0 = same) per "
-                    "recipe; whiskers = 95% CI of the per-seed paired values"))
+                    "Keras backend and torch recipe; whiskers = 95% CI of the per-seed paired values"))
     return out
 
 
@@ -119,11 +119,11 @@ def _write_parity(out_dir: Path, parity: list[dict]) -> list[tuple[Path, str]]:
     if not parity:
         return []
     return _write_table(out_dir, "parity", parity_frame(parity), parity_markdown(parity),
-                        "Verdict table: Keras config / optimizer (rows) × torch recipe (columns), "
-                        "float32 / float64 verdict and the number it follows from (float32: median one-step "
+                        "Verdict table: Keras config / optimizer (rows) × torch recipe (columns), once with Keras on "
+                        "TensorFlow and once per other Keras backend (JAX, torch), float32 / float64 verdict and the number it follows from (float32: median one-step "
                         "difference of max |w|; float64: trajectory max |Δw|)",
-                        csv_note="one row per record (grid, other mistakes, float32 study; `extra`/`study` say "
-                                 "which): verdict, score, trajectory worst |Δw| with its tensor and step, loss "
+                        csv_note="one row per record (grid, other mistakes, float32 study; `keras_column`, `extra` "
+                                 "and `study` say which): verdict, score, trajectory worst |Δw| with its tensor and step, loss "
                                  "difference, and for float32 the one-step numbers, ties, outliers by explanation "
                                  "and the 1-ulp envelope",
                         md_note="readable pivot with a legend of the verdicts and the setup, and every float32 "
