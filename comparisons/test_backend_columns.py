@@ -24,6 +24,9 @@ def test_keras_on_jax_and_on_torch_run_through_the_engine(tmp_path, capsys):
     assert {name: r["backend"] for name, r in records.items()} == {
         "keras": "tensorflow", "keras_jax": "jax", "keras_torch": "torch"}
     assert "jax" in records["keras_jax"]["versions"] and "torch" in records["keras_torch"]["versions"]
+    # native mode: each backend's own jit_compile="auto" (XLA on JAX only); TensorFlow's is off (train.compile_model)
+    assert {name: r["machine"]["jit_compile"] for name, r in records.items()} == {
+        "keras": False, "keras_jax": True, "keras_torch": False}
     for r in records.values():
         assert r["status"] == "ok" and len(r["history"]) == 2
         assert all(math.isfinite(v) for v in r["history"][-1].values() if isinstance(v, float))

@@ -15,7 +15,7 @@ from core.training import FitResult
 from keras_impl.optim import export_state
 from keras_impl.weights import export_weights
 
-__all__ = ["FitResult", "accuracy", "as_inputs", "compile_model", "fit", "precision", "train_step"]
+__all__ = ["FitResult", "accuracy", "as_inputs", "compile_model", "fit", "jit_compile_used", "precision", "train_step"]
 
 
 def as_inputs(x: np.ndarray, model_name: str, dtype: str, device=None) -> np.ndarray:
@@ -54,6 +54,14 @@ def compile_model(model: keras.Model, optimizer) -> None:
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
                   metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="data_loss")],
                   jit_compile=False if keras.backend.backend() == "tensorflow" else "auto")
+
+
+def jit_compile_used() -> bool:
+    """Whether ``compile_model`` compiles with XLA on this backend (what ``"auto"`` resolves to: JAX
+    yes, torch no; TensorFlow is told no): the runs record it."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    compile_model(model, keras.optimizers.SGD())
+    return bool(model.jit_compile)
 
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch: int = 1024) -> float:

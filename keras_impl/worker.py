@@ -43,9 +43,9 @@ def device() -> str:
 
 
 def machine() -> dict:
-    """The machine facts of this process (``core.machine.provenance``) and, on TensorFlow, its own
-    thread pools (0 = its default, one thread per core)."""
-    facts = {**provenance(), "versions": versions()}
+    """The machine facts of this process (``core.machine.provenance``), whether its runs compile with
+    XLA, and, on TensorFlow, its own thread pools (0 = its default, one thread per core)."""
+    facts = {**provenance(), "versions": versions(), "jit_compile": train.jit_compile_used()}
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 

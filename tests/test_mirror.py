@@ -23,6 +23,7 @@ SIDE_ONLY = {
     ("torch_impl", "l2", "terms"): "resolves (parameter, λ) pairs once per fit; Keras adds its own penalties",
     ("torch_impl", "l2", "penalty_of"): "the fused penalty over those pairs; Keras adds its own penalties",
     ("keras_impl", "train", "compile_model"): "Keras trains a compiled model; torch has no compile step",
+    ("keras_impl", "train", "jit_compile_used"): "whether that compile step uses XLA; torch has no compile step",
     ("torch_impl", "recipes", "build"): "a torch recipe as parameter groups; Keras configs are layer arguments",
     ("torch_impl", "recipes", "for_optimizer"): "the same, for an optimizer spec (AdamW decays everything)",
     ("torch_impl", "optim", "stock_optimizer"): "torch.optim's own classes (native mode); Keras's are the reference",
