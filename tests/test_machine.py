@@ -56,7 +56,7 @@ def test_a_parity_record_reads_both_frameworks():
 
     details = parity_table.machine()
     assert set(details) == PROVENANCE_KEYS | {"torch_cpu_capability", "torch_threads", "torch_interop_threads",
-                                              "tf_intra_op_threads", "tf_inter_op_threads", "versions"}
+                                              "tf_intra_op_threads", "tf_inter_op_threads", "jit_compile", "versions"}
     assert details["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert set(details["versions"]) == {"torch", "keras", "tensorflow", "numpy"}
 
@@ -65,7 +65,8 @@ def test_the_workers_machine_functions_mirror_each_other():
     keras_worker = pytest.importorskip("keras_impl.worker")
     torch_worker = pytest.importorskip("torch_impl.worker")
     keras_facts, torch_facts = keras_worker.machine(), torch_worker.machine()
-    assert set(keras_facts) == PROVENANCE_KEYS | {"tf_intra_op_threads", "tf_inter_op_threads", "versions"}
+    assert set(keras_facts) == PROVENANCE_KEYS | {"tf_intra_op_threads", "tf_inter_op_threads", "jit_compile", "versions"}
+    assert keras_facts["jit_compile"] is False   # TensorFlow: told not to (keras_impl.train.compile_model)
     assert set(torch_facts) == PROVENANCE_KEYS | {"torch_cpu_capability", "torch_threads", "torch_interop_threads",
                                                   "versions"}
     assert keras_facts["versions"] == keras_worker.versions() and torch_facts["versions"] == torch_worker.versions()
