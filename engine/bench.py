@@ -15,24 +15,15 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from core import bench, columns, environment
+from core import bench, columns
 from core.records import git_commit, json_safe
+from engine import workers
 from engine.store import RunStore
 
 
-def _init(threads: int, column: columns.Column) -> None:
-    """The bench process's environment, as a run worker's (``engine.workers``): JAX confined to
-    ``threads`` cores, as it ignores thread settings."""
-    environment.configure(threads, column.env)
-    environment.limit_loaded_pools(threads)
-    if column.pin_cores:
-        environment.pin_cores(threads, 0)
-
-
-def _measure(column: str, threads: int, model: str, kwargs: dict) -> dict:
+def _measure(column: str, model: str, kwargs: dict) -> dict:
     """In the column's worker process: its training run's bench (``core.bench``), and its versions."""
-    run = columns.get(column).run()
-    run.set_threads(threads)
+    run = workers.served(column)
     return {"times": bench.measure(run, column, model, **kwargs), "versions": run.versions()}
 
 
@@ -43,11 +34,12 @@ def measure(models=("mlp", "cnn"), frameworks=None, *, repeats=5, epochs=2, thre
     records = []
     context = multiprocessing.get_context("spawn")
     for framework in frameworks or columns.names():  # one column at a time, in a fresh process
-        with cf.ProcessPoolExecutor(1, mp_context=context, initializer=_init,
-                                    initargs=(threads, columns.get(framework))) as pool:
+        # A process set up as a run worker's (``workers.serve``: environment, thread pools, JAX on a core).
+        with cf.ProcessPoolExecutor(1, mp_context=context, initializer=workers.serve,
+                                    initargs=((columns.get(framework),), threads, 0)) as pool:
             for model in models:
                 kwargs = dict(repeats=repeats, epochs=epochs, dataset=dataset)
-                out = pool.submit(_measure, framework, threads, model, kwargs).result()
+                out = pool.submit(_measure, framework, model, kwargs).result()
                 records.append(json_safe({
                     "key": f"{framework}-{model}-{time.time_ns()}", "framework": framework, "model": model,
                     "threads": threads, "commit": git_commit(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -63,6 +63,11 @@ def serve(served: tuple[columns.Column, ...], threads: int, slot: int | None = N
         _RUNS[column.name].set_threads(threads)
 
 
+def served(column: str):
+    """In a process ``serve`` made a worker: the column's ``Run``."""
+    return _RUNS[column]
+
+
 def _init_worker(served: tuple[columns.Column, ...], threads: int, slots=None) -> None:
     """A pool process's initializer: ``serve``, with the next slot of ``slots`` (a counter the pool's
     processes share)."""

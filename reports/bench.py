@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import columns
 from engine.store import RunStore
+from reports.frames import framework_of
 
 TARGET_LOOP = 1.10  # suite loop / minimal loop
 TARGET_PENALTY = 1.10  # penalty / no regularization, on mlp
@@ -24,15 +24,10 @@ def _median_ratio(a: list[float], b: list[float]) -> float:
     return statistics.median(x / y for x, y in zip(a, b))
 
 
-def _kind(column: str) -> str:
-    """A column's framework ("keras" for Keras on any backend), which says its vocabulary."""
-    return columns.get(column).framework if column in columns.names() else column
-
-
 def _same_loop_gap(record: dict) -> float:
     """Relative gap between two measurements of one and the same loop (suite vs its recipe twin)."""
     t = record["times"]
-    twin = t["recipe:l2" if _kind(record["framework"]) == "keras" else "recipe:penalty"]
+    twin = t["recipe:l2" if framework_of(record["framework"]) == "keras" else "recipe:penalty"]
     a, b = statistics.median(t["suite"]), statistics.median(twin)
     return abs(a - b) / min(a, b)
 
@@ -123,7 +118,7 @@ def write(out: Path, records: list[dict]) -> Path:
              loops.to_markdown(index=False, floatfmt=".3g"), ""]
     for _, row in loops[loops["met"] == "NO"].iterrows():
         lines.append(f"- **Missed** on {row['model']} / {row['framework']} ({row['ratio (median)']:.2f}×): "
-                     + WHY[_kind(row["framework"])])
+                     + WHY[framework_of(row["framework"])])
     lines += ["", "Noise gauge: `suite` and the recipe `l2` (Keras) / `penalty` (torch) below run the same loop; "
               "in this run their medians differ by "
               + ", ".join(f"{r['model']}/{r['framework']} {_same_loop_gap(r):.0%}" for r in records)
@@ -132,7 +127,7 @@ def write(out: Path, records: list[dict]) -> Path:
               recipes.to_markdown(index=False, floatfmt=".3g"), ""]
     for _, row in recipes[recipes["met"] == "NO"].iterrows():
         owner = ("Keras's own `L2` regularizer (λ·sum(square(w)), added to the loss by `fit`; the suite adds "
-                 "nothing to it)" if _kind(row["framework"]) == "keras" else "the suite's fused penalty, λ·dot(w, w)")
+                 "nothing to it)" if framework_of(row["framework"]) == "keras" else "the suite's fused penalty, λ·dot(w, w)")
         base = row["ms/step"] / row["ratio to none"]
         lines.append(f"- **Missed** on {row['model']} / {row['framework']} / {row['recipe']} "
                      f"({row['ratio to none']:.2f}×): the L2 term is {owner}; its forward and backward over the "

@@ -115,7 +115,14 @@ def side_label(name: str) -> str:
 
 
 def column_label(name: str) -> str:
-    return columns.get(name).label
+    """The column's short label; a column no longer registered (an old record's) is its own name."""
+    return columns.get(name).label if name in columns.names() else name
+
+
+def framework_of(name: str) -> str:
+    """A column's framework, which says its vocabulary (keras: Keras on any backend); a column no
+    longer registered is its own."""
+    return columns.get(name).framework if name in columns.names() else name
 
 
 def sides_of(df: pd.DataFrame) -> list[tuple[str, str]]:

@@ -12,7 +12,6 @@ import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: no global backend state, safe in any process
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from core import columns
 from core.names import MODELS
 from engine.experiments import ARTICLE_LAMBDA
 from reports.frames import REFERENCE_COLUMN, column_label, on_sides, side_label, sides_of
@@ -111,8 +110,7 @@ def _bars(ax, part: pd.DataFrame, metric: str, reference: float, title: str, fmt
         if not np.isnan(m):
             ax.annotate(fmt.format(m), (m, yi), xytext=(4 if m >= reference else -4, 6),
                         textcoords="offset points", ha="left" if m >= reference else "right", fontsize=8)
-    labels = [f"{column_label(fw)} {reg}" if fw in columns.names() else f"{fw} {reg}"
-              for fw, reg in zip(part["framework"], part["regularization"])]
+    labels = [f"{column_label(fw)} {reg}" for fw, reg in zip(part["framework"], part["regularization"])]
     ax.set_yticks(y, labels, fontsize=10)
     ax.invert_yaxis()  # recipes top to bottom in table order
     ax.set_title(title, fontsize=10)

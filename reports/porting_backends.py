@@ -13,7 +13,7 @@ import pandas as pd
 
 from core import columns
 from engine.experiments import ARTICLE_LAMBDA
-from reports.frames import runs_frame
+from reports.frames import column_label, runs_frame
 from reports.tables import ci_text, markdown, recipes_table
 
 # The row's exact recipe in the TensorFlow grid: what each backend is measured against.
@@ -53,12 +53,8 @@ def grid_summary(reference: list[dict], backends: dict[str, list[dict]]) -> pd.D
     table = {"Keras config / optimizer": rows, "torch recipe": [_exact_recipe(r) for r in rows]}
     for name, records in sides.items():
         f32, f64 = _verdicts(records, "float32"), _verdicts(records, "float64")
-        table[_label(name)] = [f"{f32.get(r, '—')} / {f64.get(r, '—')}" for r in rows]
+        table[column_label(name)] = [f"{f32.get(r, '—')} / {f64.get(r, '—')}" for r in rows]
     return pd.DataFrame(table)
-
-
-def _label(name: str) -> str:
-    return columns.get(name).label if name in columns.names() else name
 
 
 def exact_counts(records: list[dict]) -> dict[str, str]:
@@ -81,7 +77,7 @@ def native_shift(runs: list[dict]) -> pd.DataFrame | None:
     part = table[table["framework"].isin(keras_backends) & table["regularization"].eq("l2")]
     if part.empty:
         return None
-    return pd.DataFrame([{"model": r["model"], "optimizer": r["optimizer"], "backend": _label(r["framework"]),
+    return pd.DataFrame([{"model": r["model"], "optimizer": r["optimizer"], "backend": column_label(r["framework"]),
                           "Δ test acc vs TensorFlow [95% CI]": ci_text(r, "delta_accuracy", signed=True),
                           "‖w‖ reg ratio vs TensorFlow [95% CI]": ci_text(r, "norm_ratio", signed=False),
                           "n": int(r["test_accuracy_n"])} for _, r in part.iterrows()])
@@ -92,7 +88,7 @@ def section(runs: list[dict], reference: list[dict], backends: dict[str, list[di
     if not backends:
         return ""
     counts = {name: exact_counts(records) for name, records in {columns.PARITY_SOURCE: reference, **backends}.items()}
-    count_text = "; ".join(f"{_label(n)} {c['float32']} in float32, {c['float64']} in float64" for n, c in counts.items())
+    count_text = "; ".join(f"{column_label(n)} {c['float32']} in float32, {c['float64']} in float64" for n, c in counts.items())
     shift = native_shift(runs)
     shift_text = ("" if shift is None else
                   "\nWhat a user sees (native mode on `digits`: each backend's own initializers and arithmetic, "

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from core import columns
 from reports.frames import (PAIR_ON, RECIPES_COLUMN, REFERENCE_COLUMN, aggregate_runs, all_sides, column_label,
-                            drop_unused_diverged, norm_columns, on_sides, ordered, side_label, sides_of)
+                            drop_unused_diverged, framework_of, norm_columns, on_sides, ordered, side_label, sides_of)
 from reports.stats import fmt_mean_std
 
 DPI = 120
@@ -131,7 +130,7 @@ def recipes_table(df: pd.DataFrame) -> pd.DataFrame:
     reference), each summarized with its 95% CI."""
     is_reference = df["framework"].eq(REFERENCE_COLUMN) & df["regularization"].eq("l2")
     keras = df[is_reference]
-    backends = df["framework"].map(lambda name: name != REFERENCE_COLUMN and _kind(name) == "keras")
+    backends = df["framework"].map(lambda name: name != REFERENCE_COLUMN and framework_of(name) == "keras")
     compared = df[(backends & df["regularization"].eq("l2")) | df["framework"].eq(RECIPES_COLUMN)]
     paired = _paired(compared, keras)
     by = ["model", "optimizer", "framework", "regularization"]
@@ -163,14 +162,9 @@ def recipes_markdown(table: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
-def _kind(name: str) -> str:
-    """A column's framework (keras: Keras on any backend); a column no longer registered is its own."""
-    return columns.get(name).framework if name in columns.names() else name
-
-
 def _recipe_row(r) -> dict:
     keras = r["framework"] == REFERENCE_COLUMN
-    label = column_label(r["framework"]) if r["framework"] in columns.names() else r["framework"]
+    label = column_label(r["framework"])
     row = {"run": f"{label} l2 (reference)" if keras else f"{label} {r['regularization']}",
            "test acc": _ms(r, "test_accuracy"), "‖w‖ reg": _ms(r, "regularized_norm"),
            "Δ acc vs Keras [95% CI]": "" if keras else ci_text(r, "delta_accuracy", signed=True),

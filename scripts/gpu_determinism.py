@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 from core import columns, environment  # noqa: E402  (neither imports a framework)
 from core.names import MODELS  # noqa: E402
 from core.spec import OptimizerSpec, RunSpec, SpecError, choice  # noqa: E402
+from engine import workers  # noqa: E402  (imports no framework either)
 
 DEFAULT_COLUMNS = ("keras_jax", "keras_torch", "torch")
 THREADS = 1
@@ -54,11 +55,10 @@ _RUN = None  # the column's Run, made by _setup
 
 
 def _init(name: str, env: dict[str, str]) -> None:
-    """The process's environment, before any framework starts, as a run worker's (``engine.workers``):
-    the column's variables and the setting's, one thread, and JAX confined to a core of its own."""
+    """The setting's variables, then the process set up as a run worker's (``engine.workers.serve``:
+    the column's environment, one thread, JAX confined to a core of its own, the framework imported)."""
     environment.configure(THREADS, env)
-    if getattr(columns.get(name), "pin_cores", False):
-        environment.pin_cores(THREADS, 0)
+    workers.serve((columns.get(name),), THREADS, 0)
 
 
 def _gpu_name(backend: str) -> str | None:
@@ -83,9 +83,7 @@ def _gpu_name(backend: str) -> str | None:
 def _setup(name: str, deterministic: bool) -> dict:
     """Import the column's framework, fix its threads, turn determinism on if asked: its facts."""
     global _RUN
-    column = columns.get(name)
-    _RUN = column.run()
-    _RUN.set_threads(THREADS)
+    _RUN = workers.served(name)
     backend = _RUN.backend()
     switched = []
     if deterministic:
@@ -169,7 +167,7 @@ def measure(column_names, models, epochs: int, progress=None) -> dict:
     pairs: dict[str, dict] = {}
     for name in column_names:
         for deterministic in (False, True):
-            env = {**columns.get(name).env, **determinism_env(name, deterministic)}
+            env = determinism_env(name, deterministic)   # the column's own: workers.serve
             keys = [f"{name} / {model}, deterministic={deterministic}" for model in models]
             try:
                 with cf.ProcessPoolExecutor(1, mp_context=context, initializer=_init,
