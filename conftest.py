@@ -2,11 +2,11 @@
 
 The same fixed thread count in both frameworks, one seeding helper per framework. The
 environment is set before any framework is imported, through the function every process
-that runs a framework uses (``core.environment.configure``).
+that runs a framework uses (``l2compare.core.environment.configure``).
 """
 import os
 
-from core import environment
+from l2compare.core import environment
 
 THREADS = int(os.environ.get("L2COMPARE_THREADS", "1"))
 environment.configure(THREADS)

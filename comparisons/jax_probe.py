@@ -3,7 +3,7 @@
 ``python comparisons/jax_probe.py threads [--pin N] [--xla-flags] [--seconds S]``
     How many cores XLA's CPU client uses: a jitted chain of 1024² float32 matmuls, run for S seconds
     after compiling; process CPU time over wall time, and the CPU time each thread spent (by name,
-    from /proc). ``--pin N`` confines the process to N cores (``core.environment.pin_cores(N, 0)``)
+    from /proc). ``--pin N`` confines the process to N cores (``l2compare.core.environment.pin_cores(N, 0)``)
     before JAX is imported; ``--xla-flags`` sets XLA_FLAGS to the single-thread flags first.
     (comparisons/test_jax_threads.py)
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.environment import pin_cores  # noqa: E402  (stdlib only: safe before any framework)
+from l2compare.core.environment import pin_cores
 
 # The flags people pass to make XLA's CPU client single-threaded.
 SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"

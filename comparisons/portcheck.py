@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from porter import keras_to_torch, write
+from l2compare.porter import keras_to_torch, write
 
 TOL = {"float32": 1e-5, "float64": 1e-12}
 

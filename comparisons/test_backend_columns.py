@@ -1,9 +1,9 @@
-"""Keras on JAX and on torch as framework columns: one registry entry each (core.columns), run by the
+"""Keras on JAX and on torch as framework columns: one registry entry each (l2compare.core.columns), run by the
 engine in worker processes of their own, recorded with the backend that ran them."""
 import math
 
-from core import columns
-from core.spec import OptimizerSpec, RunSpec
+from l2compare.core import columns
+from l2compare.core.spec import OptimizerSpec, RunSpec
 
 
 def test_the_backends_are_registered_columns():
@@ -13,7 +13,7 @@ def test_the_backends_are_registered_columns():
 
 
 def test_keras_on_jax_and_on_torch_run_through_the_engine(tmp_path, capsys):
-    from engine.store import RunStore
+    from l2compare.engine.store import RunStore
     from l2compare import pipeline
 
     common = dict(model="mlp", regularization="l2", l2=0.01, optimizer=OptimizerSpec("adam"), dataset="article",
@@ -39,8 +39,8 @@ def test_keras_on_jax_and_on_torch_run_through_the_engine(tmp_path, capsys):
 def test_parity_mode_starts_every_backend_from_tensorflows_initial_weights(tmp_path):
     """Parity mode: Keras on JAX and on torch start from the weights Keras on TensorFlow draws
     (columns.PARITY_SOURCE), moved through the parent; native mode, from their own initializers."""
-    from engine import workers
-    from engine.store import RunStore
+    from l2compare.engine import workers
+    from l2compare.engine.store import RunStore
 
     common = dict(model="mlp", regularization="l2", l2=0.01, optimizer=OptimizerSpec("sgd", lr=0.01),
                   dataset="article", epochs=1, seed=3)

@@ -1,17 +1,17 @@
 """Parity on every Keras backend: which torch recipe is the same computation as Keras on JAX, on torch.
 
-The grid's cells (``parity.grid.backend_cells``) with Keras's side on the JAX or torch backend, started
+The grid's cells (``l2compare.parity.grid.backend_cells``) with Keras's side on the JAX or torch backend, started
 from the initial weights Keras on TensorFlow draws (a job in the TensorFlow worker hands them to the
-backend's worker through the parent, ``engine.experiments.plan_parity``). Run through the engine, as
+backend's worker through the parent, ``l2compare.engine.experiments.plan_parity``). Run through the engine, as
 ``make results`` runs them: one worker process per backend, as Keras picks its backend at import.
 """
 import pytest
 
-from core.verdicts import EXACT_FLOAT64
-from engine import experiments, workers
-from engine.store import RunStore
-from parity import grid
-from parity.cases import keras_side
+from l2compare.core.verdicts import EXACT_FLOAT64
+from l2compare.engine import experiments, workers
+from l2compare.engine.store import RunStore
+from l2compare.parity import grid
+from l2compare.parity.cases import keras_side
 
 ROW, MOMENTUM = "l2 on kernels / sgd", "l2 on kernels / momentum"
 RECIPES = ("penalty", "naive_wd")
@@ -53,7 +53,7 @@ def test_keras_on_jax_is_ported_exactly_by_the_same_recipe_as_on_tensorflow(reco
 def test_a_port_of_keras_on_jax_casts_hyperparameters_exactly(records):
     """Keras on JAX casts momentum 0.9 to float64 exactly, where TensorFlow rounds it through float32
     (test_backend_facts): the float32 verdict's float64 reference step is exact only if the torch side
-    casts as the backend does (parity.sides.keras_casts). Measured: exact, one-step median 1.6e-7; with
+    casts as the backend does (l2compare.parity.sides.keras_casts). Measured: exact, one-step median 1.6e-7; with
     TensorFlow's rounding instead, the float64 references differ by 5.2e-8 and the cell reads close."""
     cell = records[("keras_jax", MOMENTUM, "float32")]
     assert cell["verdict"] == "exact", cell["onestep"]
@@ -85,7 +85,7 @@ def test_keras_on_torch_reads_close_in_float32_because_its_own_float64_step_is_n
 
 
 def test_a_backend_trajectory_needs_tensorflows_initial_weights():
-    from parity.sides import keras_trajectory
+    from l2compare.parity.sides import keras_trajectory
 
     case = keras_side(next(c for c in grid.cells("keras_torch") if c.dtype == "float64").case)
     with pytest.raises(RuntimeError, match="keras column's initial weights were not given"):

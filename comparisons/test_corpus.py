@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from comparisons import portcheck
-from porter import corpus
-from porter import keras_to_torch
-from porter.verify import verify
+from l2compare.porter.verify import corpus
+from l2compare.porter import keras_to_torch
+from l2compare.porter.verify.runner import verify
 
 NAMES = sorted(corpus.BUILDERS)
 

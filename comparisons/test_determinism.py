@@ -6,8 +6,8 @@ case: no state left over from the first run).
 """
 import pytest
 
-from core.records import finish
-from core.spec import OptimizerSpec, RunSpec
+from l2compare.core.records import finish
+from l2compare.core.spec import OptimizerSpec, RunSpec
 
 TIMINGS = {"wall_time_s", "steps_per_s", "created"}
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 
-from engine.store import RunStore
+from l2compare.engine.store import RunStore
 
 # Keras on TensorFlow and native torch: the two columns keep the run small (the engine is the same for all four).
 TINY = ["--epochs", "1", "--seeds", "1", "--no-progress", "--frameworks", "keras,torch"]
@@ -63,8 +63,8 @@ def test_compare_prints_a_side_by_side_summary(tmp_path):
 
 
 def test_diverging_run_is_recorded_not_a_crash(tmp_path):
-    from engine import workers as harness
-    from core.spec import OptimizerSpec, RunSpec
+    from l2compare.engine import workers as harness
+    from l2compare.core.spec import OptimizerSpec, RunSpec
 
     spec = RunSpec(model="mlp", framework="torch", regularization="penalty", l2=0.01, epochs=2,
                    optimizer=OptimizerSpec("sgd", lr=1e6))  # blows up in the first epoch

@@ -5,7 +5,7 @@ own process (JAX sizes its thread pools once, at start), and reports the process
 time, what each of its threads ran, and the thread pools it made. Measured on the 2-core AMD EPYC VM
 this suite runs on, JAX 0.10.2: XLA's CPU client sizes its pools from the affinity mask it finds
 (tsl's port::MaxParallelism is CPU_COUNT of sched_getaffinity): 2 ``tf_XLAEigen`` threads with both
-cores, 1 with one. ``core.environment.pin_cores`` is therefore the worker's thread limit for JAX.
+cores, 1 with one. ``l2compare.core.environment.pin_cores`` is therefore the worker's thread limit for JAX.
 """
 import json
 import os

@@ -16,7 +16,7 @@ as in dense Adam, and a repeated row decays m once, not once per occurrence. It 
 Adam only in v, and only for a row looked up more than once in a batch. AdamW is the same after its
 decoupled decay (w −= w·wd·lr on every row). SGD adds lr·gᵢ per occurrence (``scatter_sub``, or a
 densified ``lr·gᵢ`` with momentum): dense SGD up to rounding. With an ``embeddings_regularizer``
-the gradient is a dense tensor and Keras's Adam is dense Adam. ``porter.verify`` carries this in its
+the gradient is a dense tensor and Keras's Adam is dense Adam. ``l2compare.porter.verify.runner`` carries this in its
 notes; it does not emulate it on the torch side.
 """
 import keras

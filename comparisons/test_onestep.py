@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from parity import onestep
-from parity.cases import ParityCase, keras_side, parity_data, preset_optimizer
-from parity.sides import keras_trajectory, torch_setup
+from l2compare.parity import onestep
+from l2compare.parity.cases import ParityCase, keras_side, parity_data, preset_optimizer
+from l2compare.parity.sides import keras_trajectory, torch_setup
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])

@@ -11,16 +11,16 @@ Python-float hyperparameters through float32.
 float32: a fixed bound on a trajectory holds on one CPU and fails on the next (a ReLU or
 MaxPool decision that ties within rounding goes a different way in each framework, and
 training amplifies it). So float32 equivalence is judged one step at a time from Keras's
-own weights and optimizer state (parity/onestep.py): at every step and in every tensor
+own weights and optimizer state (l2compare/parity/onestep.py): at every step and in every tensor
 the difference must stay within the two frameworks' own float32 rounding of that step. That
 holds on any machine for the same computation, and fails for λ off by 1%.
 """
 import numpy as np
 import pytest
 
-from parity.cases import PRESETS, ParityCase, preset_optimizer
-from core.verdicts import EXACT_FLOAT64
-from parity.runner import SLACK, run
+from l2compare.parity.cases import PRESETS, ParityCase, preset_optimizer
+from l2compare.core.verdicts import EXACT_FLOAT64
+from l2compare.parity.runner import SLACK, run
 
 LAMBDA = {dtype: PRESETS[dtype]["l2"] for dtype in PRESETS}
 WD = {dtype: PRESETS[dtype]["weight_decay"] for dtype in PRESETS}

@@ -12,9 +12,9 @@ import pytest
 from keras import layers, regularizers
 
 from comparisons import portcheck
-from porter import PortError, keras_to_torch
-from porter.emit import Ctx
-from porter import pooling
+from l2compare.porter import PortError, keras_to_torch
+from l2compare.porter.layers.registry import Ctx
+from l2compare.porter.layers import pooling
 
 DTYPES = ["float32", "float64"]
 

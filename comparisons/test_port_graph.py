@@ -5,7 +5,7 @@ import pytest
 from keras import layers, ops, regularizers
 
 from comparisons import portcheck
-from porter import PortError, keras_to_torch
+from l2compare.porter import PortError, keras_to_torch
 
 
 def _branched(dtype):

@@ -13,7 +13,7 @@ from keras import layers as L
 from keras import regularizers as R
 
 from comparisons import portcheck
-from porter import PortError, keras_to_torch
+from l2compare.porter import PortError, keras_to_torch
 
 DTYPES = ["float32", "float64"]
 

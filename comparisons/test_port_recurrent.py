@@ -13,12 +13,12 @@ from keras import layers as kl
 from keras import regularizers as R
 
 from comparisons import portcheck
-from porter import PortError, keras_to_torch
-from porter.codegen import _shape
-from porter.emit import Ctx
-from porter.graph import walk
-from porter.layers_recurrent import recurrent
-from porter.runtime_recurrent import sequence_dropout
+from l2compare.porter import PortError, keras_to_torch
+from l2compare.porter.codegen import _shape
+from l2compare.porter.layers.registry import Ctx
+from l2compare.porter.graph import walk
+from l2compare.porter.layers.recurrent import recurrent
+from l2compare.porter.runtime.recurrent import sequence_dropout
 
 T, FEATURES, N = 6, 5, 8
 DTYPES = ("float32", "float64")

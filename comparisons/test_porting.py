@@ -6,9 +6,9 @@ import torch
 from keras import layers, regularizers
 
 import keras_impl
-from core.names import MODELS
+from l2compare.core.names import MODELS
 import torch_impl
-from porter import convert as porting
+from l2compare.porter import convert as porting
 from torch_impl import l2 as torch_impl_l2
 
 TOL = {"float32": 1e-5, "float64": 1e-12}
@@ -261,7 +261,7 @@ def test_float64_port_carries_the_lambda_keras_uses(lam, keras_seed):
 def _builtin_activations():
     from keras.src.activations import ALL_OBJECTS  # the registry Keras resolves activation strings in
 
-    from porter.activations import REFUSED
+    from l2compare.porter.layers.activations import REFUSED
 
     return sorted(f.__name__ for f in ALL_OBJECTS if f.__name__ not in REFUSED)
 
@@ -289,6 +289,6 @@ def test_builtin_activations_are_all_known():
     shows up here instead of as a vague error."""
     from keras.src.activations import ALL_OBJECTS
 
-    from porter.activations import ACTIVATIONS, REFUSED
+    from l2compare.porter.layers.activations import ACTIVATIONS, REFUSED
 
     assert {f.__name__ for f in ALL_OBJECTS} == set(ACTIVATIONS) | set(REFUSED)

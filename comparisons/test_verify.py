@@ -1,5 +1,5 @@
-"""``porter.verify`` (training parity of a user's own model against its port) and
-``porter.modelfile`` (reading a .keras file safely)."""
+"""``l2compare.porter.verify.runner`` (training parity of a user's own model against its port) and
+``l2compare.porter.modelfile`` (reading a .keras file safely)."""
 import json
 import re
 import subprocess
@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from keras import layers, regularizers
 
-from porter import PortError, corpus, keras_to_torch, modelfile
-from porter import verify as verify_mod
-from porter.verify import VerifyError, envelope_verdict, index_range, make_task, verify
+from l2compare.porter import PortError, keras_to_torch, modelfile
+from l2compare.porter.verify import corpus
+from l2compare.porter.verify import runner as verify_mod
+from l2compare.porter.verify.runner import VerifyError, envelope_verdict, index_range, make_task, verify
 
 
 def small_cnn(dtype="float32", dropout=0.0, name="small_cnn"):
@@ -98,7 +99,7 @@ def test_a_bias_before_batchnorm_is_left_out_and_named():
     """Its gradient is zero up to rounding; Adam turns that noise into lr-sized steps, differently in each
     framework, and the moving mean inherits it. Everything else stays exact. (BatchNormalization's port
     is another family's: skipped until it is registered.)"""
-    from porter.emit import PORTERS
+    from l2compare.porter.layers.registry import PORTERS
 
     if layers.BatchNormalization not in PORTERS:
         pytest.skip("BatchNormalization is not ported yet")
@@ -130,10 +131,10 @@ def test_envelope_rule():
 
 
 def test_thresholds_and_hyperparameters_are_the_projects_and_keras():
-    from parity import runner
+    from l2compare.parity import runner
     from torch_impl.optim import KERAS_DEFAULTS
 
-    # One rule for the parity grid and for a user's model (core.verdicts), not two copies that could drift.
+    # One rule for the parity grid and for a user's model (l2compare.core.verdicts), not two copies that could drift.
     assert verify_mod.trajectory_verdict is runner.trajectory_verdict
     assert verify_mod.trajectory_verdict(1e-12) == "exact" and verify_mod.trajectory_verdict(1.1e-12) == "close"
     for name, cls, extra in (("adam", keras.optimizers.Adam, {}), ("adamw", keras.optimizers.AdamW, {}),
@@ -241,7 +242,7 @@ def test_given_data_is_checked_and_used(cnn):
 
 
 def test_records_are_json_and_the_report_renders(cnn, tmp_path):
-    from reports import verify_report
+    from l2compare.reports import verify_report
 
     records = verify(cnn, optimizer="sgd", steps=2, dtypes=("float64", "float32"))
     assert [(r["dtype"], r["recipe"]) for r in records][::3] == [("float64", "penalty"), ("float32", "penalty")]

@@ -45,7 +45,7 @@ for i in range(STEPS):
     loss.backward()
     optimizer.step()
 
-from porter import keras_to_torch  # noqa: E402
+from l2compare.porter import keras_to_torch
 from torch_impl.optim import KerasSGD  # noqa: E402
 
 port = keras_to_torch(build())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 from keras import layers, regularizers
 
-from core.names import MODELS
+from l2compare.core.names import MODELS
 
 
 def _l2(l2: float | None):

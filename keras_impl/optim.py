@@ -12,7 +12,7 @@ _CLASSES = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "adamw":
 
 
 def make_optimizer(model: keras.Model, spec, regularization: str) -> keras.optimizers.Optimizer:
-    """The Keras optimizer for ``spec`` (core.spec.OptimizerSpec) under Keras config ``regularization``.
+    """The Keras optimizer for ``spec`` (l2compare.core.spec.OptimizerSpec) under Keras config ``regularization``.
 
     The optimizer's ``weight_decay`` is used when the config is ``wd`` (and by AdamW always,
     as in Keras); ``exclude_bias`` excludes ``model``'s bias variables from it.

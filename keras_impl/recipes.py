@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from core.names import KERAS_CONFIGS
+from l2compare.core.names import KERAS_CONFIGS
 
 
 def model_l2(regularization: str, l2: float) -> float:

@@ -12,7 +12,7 @@ def set_threads(n: int) -> None:
     """Fix the backend's thread pools to ``n`` threads, before its first op where it must be.
 
     TensorFlow: its intra- and inter-op pools. torch: it sizes its pool from OMP_NUM_THREADS, which
-    ``core.environment.configure`` sets before torch starts (keras_impl never imports torch). JAX: not pinned. XLA's
+    ``l2compare.core.environment.configure`` sets before torch starts (keras_impl never imports torch). JAX: not pinned. XLA's
     CPU client here ignores the XLA_FLAGS thread settings people pass (measured: a 1500² matmul keeps
     cpu/wall ≈ 1.9 on 2 cores with --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1);
     only CPU affinity confines it (cpu/wall 1.00), which needs a core per worker process."""

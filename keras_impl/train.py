@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 
-from core.training import FitResult
+from l2compare.core.training import FitResult
 from keras_impl.optim import export_state
 from keras_impl.weights import export_weights
 

@@ -1,6 +1,6 @@
 """The Keras side of the training run (mirror: torch_impl/worker.py).
 
-``Run`` supplies the hooks of ``core.training.TrainingRun``; the template (seed, build,
+``Run`` supplies the hooks of ``l2compare.core.training.TrainingRun``; the template (seed, build,
 start weights, optimizer, fit, export, summarize) is written once there. The run engine
 calls it in a worker process of its own; it takes and returns plain dicts and NumPy arrays.
 """
@@ -10,9 +10,9 @@ import keras
 import numpy as np
 
 import keras_impl
-from core.machine import provenance
-from core.spec import RunSpec
-from core.training import TrainingRun
+from l2compare.core.machine import provenance
+from l2compare.core.spec import RunSpec
+from l2compare.core.training import TrainingRun
 from keras_impl import bench, optim, recipes, seeding, train
 from keras_impl.weights import export_weights, import_weights
 
@@ -43,7 +43,7 @@ def device() -> str:
 
 
 def machine() -> dict:
-    """The machine facts of this process (``core.machine.provenance``), whether its runs compile with
+    """The machine facts of this process (``l2compare.core.machine.provenance``), whether its runs compile with
     XLA, and, on TensorFlow, its own thread pools (0 = its default, one thread per core)."""
     facts = {**provenance(), "versions": versions(), "jit_compile": train.jit_compile_used()}
     if keras.backend.backend() == "tensorflow":

@@ -13,11 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from core import columns
-from core.data import DATASETS, DatasetError, load, validate_name
-from core.names import DTYPES, KERAS_CONFIGS, MODELS, MODES, OPTIMIZERS, TORCH_RECIPES
-from core.spec import SpecError
-from engine import experiments
+from l2compare.core import columns
+from l2compare.core.data.sets import DATASETS, DatasetError, load, validate_name
+from l2compare.core.names import DTYPES, KERAS_CONFIGS, MODELS, MODES, OPTIMIZERS, TORCH_RECIPES
+from l2compare.core.spec import SpecError
+from l2compare.engine import experiments
 from l2compare import __version__
 # UsageError is defined beside port and verify, which raise it too: one class for every command.
 from l2compare.cli_port import VERIFY_OPTIMIZERS, UsageError, cmd_port, cmd_verify
@@ -217,7 +217,7 @@ def _settings(args) -> experiments.Settings:
 
 
 def cmd_plan(args) -> int:
-    from engine import planning, workers
+    from l2compare.engine import planning, workers
 
     names = _experiment_names(args.experiments)
     _check_data(args.dataset)
@@ -251,8 +251,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from engine import bench
-    from reports import bench as bench_report
+    from l2compare.engine import bench_jobs as bench
+    from l2compare.reports import bench_table as bench_report
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     for m in models:
@@ -274,7 +274,7 @@ def cmd_bench(args) -> int:
 
 def _frameworks(text: str) -> list:
     """The framework columns named in ``--frameworks`` (registry order kept as given)."""
-    from core import columns
+    from l2compare.core import columns
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     for name in names:
@@ -287,7 +287,7 @@ def _frameworks(text: str) -> list:
 
 def cmd_compare(args) -> int:
     from l2compare import pipeline
-    from core.spec import OptimizerSpec, RunSpec
+    from l2compare.core.spec import OptimizerSpec, RunSpec
 
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     for r in recipes:

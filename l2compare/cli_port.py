@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-VERIFY_OPTIMIZERS = ("adam", "sgd", "momentum", "adamw")  # porter.verify.OPTIMIZERS (that module imports frameworks)
+VERIFY_OPTIMIZERS = ("adam", "sgd", "momentum", "adamw")  # l2compare.porter.verify.runner.OPTIMIZERS (that module imports frameworks)
 
 
 class UsageError(Exception):
@@ -21,7 +21,7 @@ class UsageError(Exception):
 
 def _frameworks(threads: int = 1) -> None:
     """Set this process's environment, then fix both frameworks' threads: port and verify run them here."""
-    from core import environment
+    from l2compare.core import environment
 
     environment.configure(threads)
     from keras_impl.seeding import set_threads as keras_threads
@@ -57,7 +57,7 @@ def cmd_port(args) -> int:
         raise UsageError(f"-o {out}: the port is a Python file; name it <something>.py")
     _writable_file(out, "-o")
     _frameworks()
-    from porter import PortError, codegen, modelfile, write
+    from l2compare.porter import PortError, codegen, modelfile, write
 
     try:
         model = modelfile.load(model_path)
@@ -115,9 +115,9 @@ def cmd_verify(args) -> int:
     if args.records is not None:
         _writable_file(args.records, "--records")
     _frameworks(args.threads)
-    from porter import PortError, modelfile
-    from porter.verify import VerifyError, verify
-    from reports import verify_report
+    from l2compare.porter import PortError, modelfile
+    from l2compare.porter.verify.runner import VerifyError, verify
+    from l2compare.reports import verify_report
 
     try:
         model = modelfile.load(model_path)

@@ -39,10 +39,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, when not installed
 
-from core import columns, environment  # noqa: E402  (neither imports a framework)
-from core.names import MODELS  # noqa: E402
-from core.spec import OptimizerSpec, RunSpec, SpecError, choice  # noqa: E402
-from engine import workers  # noqa: E402  (imports no framework either)
+from l2compare.core import columns, environment
+from l2compare.core.names import MODELS
+from l2compare.core.spec import OptimizerSpec, RunSpec, SpecError, choice
+from l2compare.engine import workers
 
 DEFAULT_COLUMNS = ("keras_jax", "keras_torch", "torch")
 THREADS = 1
@@ -55,7 +55,7 @@ _RUN = None  # the column's Run, made by _setup
 
 
 def _init(name: str, env: dict[str, str]) -> None:
-    """The setting's variables, then the process set up as a run worker's (``engine.workers.serve``:
+    """The setting's variables, then the process set up as a run worker's (``l2compare.engine.workers.serve``:
     the column's environment, one thread, JAX confined to a core of its own, the framework imported)."""
     environment.configure(THREADS, env)
     workers.serve((columns.get(name),), THREADS, 0)

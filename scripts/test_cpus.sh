@@ -17,7 +17,7 @@
 #   aten-avx2     ATEN_CPU_CAPABILITY=avx2: ATen's AVX2 kernels; log_softmax differs from both AVX512
 #                 and DEFAULT.
 #   threads-2     2 threads in both frameworks (L2COMPARE_THREADS, read by conftest.py, which sets the
-#                 OMP/MKL/OpenBLAS variables to it through core.environment.configure):
+#                 OMP/MKL/OpenBLAS variables to it through l2compare.core.environment.configure):
 #                 torch reductions (sum) and TensorFlow matmuls (float32 and float64) change bits.
 # Not emulated: MKL_ENABLE_INSTRUCTIONS / MKL_DEBUG_CPU_TYPE changed nothing measurable here.
 #

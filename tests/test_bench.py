@@ -1,13 +1,13 @@
 """The benchmark runs on a tiny configuration and its report is written (no timing is asserted)."""
-from engine import bench
-from engine.store import RunStore
-from reports import bench as bench_report
+from l2compare.engine import bench_jobs as bench
+from l2compare.engine.store import RunStore
+from l2compare.reports import bench_table as bench_report
 
 
 def test_bench_runs_tiny_and_writes_report(tmp_path):
     records = bench.run(tmp_path, repeats=1, epochs=1, models=("mlp",))
     assert RunStore(tmp_path / "bench.jsonl").records() == records  # stored as measured
-    from core import columns
+    from l2compare.core import columns
 
     assert {r["framework"] for r in records} == set(columns.names())   # every column, Keras's backends too
     for r in records:
@@ -36,7 +36,7 @@ def test_results_runs_before_and_after_come_from_timing_records(tmp_path):
 
 
 def test_bench_of_some_columns_keeps_the_others_records(tmp_path, monkeypatch):
-    from engine import bench as engine_bench
+    from l2compare.engine import bench_jobs as engine_bench
 
     def fake(models, frameworks, **kw):
         return [{"key": f"{fw}-{m}-new", "framework": fw, "model": m, "times": {}} for fw in frameworks for m in models]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from engine import experiments
+from l2compare.engine import experiments
 from l2compare import cli
 
 
@@ -94,9 +94,9 @@ def test_seeds_count_and_list():
 def test_the_parent_process_imports_no_framework():
     """Keras picks its backend at import and each framework's thread pools would disturb the other's
     timings: the CLI, harness, pipeline and reports must not import one."""
-    code = ("import importlib, pkgutil, sys, reports, l2compare.cli, l2compare.pipeline, engine.workers, "
-            "engine.experiments, engine.bench, parity.grid; "
-            "[importlib.import_module(m.name) for m in pkgutil.iter_modules(reports.__path__, 'reports.')]; "
+    code = ("import importlib, pkgutil, sys, l2compare.reports as reports, l2compare.cli, l2compare.pipeline, "
+            "l2compare.engine.workers, l2compare.engine.experiments, l2compare.engine.bench_jobs, l2compare.parity.grid; "
+            "[importlib.import_module(m.name) for m in pkgutil.walk_packages(reports.__path__, 'l2compare.reports.')]; "
             "print(sorted(m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -221,7 +221,7 @@ def test_verify_bad_input_is_one_line_exit_2_and_writes_nothing(keras_files, tmp
 
 
 def test_verify_optimizers_are_the_runners():
-    from porter.verify import OPTIMIZERS
+    from l2compare.porter.verify.runner import OPTIMIZERS
 
     assert cli.VERIFY_OPTIMIZERS == OPTIMIZERS
 

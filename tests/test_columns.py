@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import columns
-from core.columns import Column
-from core.spec import OptimizerSpec, RunSpec, SpecError
+from l2compare.core import columns
+from l2compare.core.columns import Column
+from l2compare.core.spec import OptimizerSpec, RunSpec, SpecError
 
 COPY = Column("keras_copy", "keras", "tensorflow", "keras_impl.worker", "Keras copy",
               "the Keras column again, under another name (a test)", env={"KERAS_BACKEND": "tensorflow"})
@@ -40,8 +40,8 @@ def test_a_new_column_shows_in_list_in_a_run_and_in_a_table(keras_copy, tmp_path
     rows = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert {"keras", "keras_copy"} <= set(rows)
 
-    from engine.store import RunStore
-    from reports import frames, tables
+    from l2compare.engine.store import RunStore
+    from l2compare.reports import frames, tables
 
     stored = RunStore(tmp_path / "runs.jsonl").records()
     records = {r["framework"]: r for r in stored}
@@ -56,7 +56,7 @@ def test_a_new_column_shows_in_list_in_a_run_and_in_a_table(keras_copy, tmp_path
 
 def test_a_column_with_another_environment_gets_a_process_of_its_own():
     """Columns whose environments disagree (two Keras backends) must not share a worker process."""
-    from engine.workers import _agree
+    from l2compare.engine.workers import _agree
 
     jax_like = Column("keras_other", "keras", "jax", "keras_impl.worker", "Keras other", env={"KERAS_BACKEND": "jax"})
     assert _agree(columns.get("keras"), columns.get("torch"))

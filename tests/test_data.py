@@ -1,6 +1,6 @@
-"""Tests for core.data, core.dataset and core.data_files.
+"""Tests for l2compare.core.data.sets, l2compare.core.data.format and l2compare.core.data.files.
 
-No network: `core.data_files._download` (the one `_cached` calls) is always monkeypatched.
+No network: `l2compare.core.data.files._download` (the one `_cached` calls) is always monkeypatched.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data, data_files, dataset
-from core.data import Dataset, DatasetError
+from l2compare.core.data import sets as data, files as data_files, format as dataset
+from l2compare.core.data.sets import Dataset, DatasetError
 
 
 @pytest.fixture
@@ -365,9 +365,9 @@ def test_npz_not_an_archive(tmp_path):
 
 
 def test_core_data_reexports_the_public_names():
-    # What l2compare.cli, core.training and users import must stay importable from core.data.
-    from core.data import (DATASETS, IMAGE_SHAPE, NUM_CLASSES, Dataset, DatasetError,
-                           keras_cache_dir, load, validate_name)
+    # What l2compare.cli, l2compare.core.training and users import must stay importable from l2compare.core.data.sets.
+    from l2compare.core.data.sets import (DATASETS, IMAGE_SHAPE, NUM_CLASSES, Dataset, DatasetError, keras_cache_dir,
+        load, validate_name)
 
     assert DATASETS == data.DATASETS and load is data.load and validate_name is data.validate_name
     assert Dataset is dataset.Dataset and DatasetError is dataset.DatasetError

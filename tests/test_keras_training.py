@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import keras_impl
-from core.spec import OptimizerSpec
+from l2compare.core.spec import OptimizerSpec
 from keras_impl import l2 as keras_l2
 from keras_impl import optim, train
 

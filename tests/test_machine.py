@@ -1,4 +1,4 @@
-"""core.machine: every record says which machine, which dispatch and which threads made it."""
+"""l2compare.core.machine: every record says which machine, which dispatch and which threads made it."""
 from __future__ import annotations
 
 import os
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from core import machine
-from reports import provenance
+from l2compare.core import machine
+from l2compare.reports import provenance
 
 PROVENANCE_KEYS = {"arch", "cpu", "cores", "isa_caps", "threads", "platform", "python"}
 THREADS = int(os.environ.get("L2COMPARE_THREADS", "1"))  # what conftest.py gave both frameworks
@@ -44,7 +44,7 @@ def test_cpu_model_falls_back_without_proc_cpuinfo(monkeypatch):
 
 
 def test_machine_module_imports_no_framework():
-    code = ("import sys, core.machine as m; m.provenance(); "
+    code = ("import sys, l2compare.core.machine as m; m.provenance(); "
             "print(sorted(f for f in ('torch', 'tensorflow', 'keras') if f in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -52,7 +52,7 @@ def test_machine_module_imports_no_framework():
 
 def test_a_parity_record_reads_both_frameworks():
     torch = pytest.importorskip("torch")
-    from parity import grid as parity_table
+    from l2compare.parity import grid as parity_table
 
     details = parity_table.machine()
     assert set(details) == PROVENANCE_KEYS | {"torch_cpu_capability", "torch_threads", "torch_interop_threads",
@@ -74,8 +74,8 @@ def test_the_workers_machine_functions_mirror_each_other():
 
 def test_a_torch_run_record_carries_the_machine():
     torch = pytest.importorskip("torch")
-    from core.records import finish
-    from core.spec import RunSpec
+    from l2compare.core.records import finish
+    from l2compare.core.spec import RunSpec
     from torch_impl import worker
 
     spec = RunSpec(model="mlp", framework="torch", regularization="penalty", epochs=1, dataset="article")

@@ -74,7 +74,7 @@ def test_side_only_entries_exist():
 
 
 def test_the_two_training_runs_implement_the_same_template():
-    from core.training import TrainingRun
+    from l2compare.core.training import TrainingRun
     from keras_impl.worker import Run as KerasRun
     from torch_impl.worker import Run as TorchRun
 
@@ -99,7 +99,7 @@ def test_the_check_can_fail():
 
 
 def test_one_fit_result():
-    from core.training import FitResult
+    from l2compare.core.training import FitResult
     from keras_impl import train as keras_train
     from torch_impl import train as torch_train
 

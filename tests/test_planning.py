@@ -3,9 +3,9 @@ import math
 
 import pytest
 
-from core.data import load
-from engine import experiments, planning, workers
-from engine.store import RunStore
+from l2compare.core.data.sets import load
+from l2compare.engine import experiments, planning, workers
+from l2compare.engine.store import RunStore
 from l2compare import cli
 
 

@@ -4,9 +4,9 @@ import math
 import re
 from pathlib import Path
 
-from core.spec import OptimizerSpec, RunSpec
-from reports import porting_backends, porting_guide
-from reports.parity import parity_markdown, split_by_backend
+from l2compare.core.spec import OptimizerSpec, RunSpec
+from l2compare.reports.porting import backends as porting_backends, guide as porting_guide
+from l2compare.reports.parity_tables import parity_markdown, split_by_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,10 +3,10 @@ import ast
 import re
 from pathlib import Path
 
-from reports import porting_guide as porting_md
-from reports.porting_snippets import PROOF
-from core.verdicts import EXACT_FLOAT64
-from parity.runner import CLOSE_STEP, SLACK
+from l2compare.reports.porting import guide as porting_md
+from l2compare.reports.porting.snippets import PROOF
+from l2compare.core.verdicts import EXACT_FLOAT64
+from l2compare.parity.runner import CLOSE_STEP, SLACK
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,7 @@ def _study(model, optimizer, dataset, seed, median, worst, ties, verdict="exact"
 
 
 def _family_links() -> list[str]:
-    from reports.porting_families import PITFALLS
+    from l2compare.reports.porting.families import PITFALLS
 
     return [m for _, text in PITFALLS.values() for m in re.findall(r"\[`[^`]+::[^`]+`\]", text)]
 

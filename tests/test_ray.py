@@ -1,4 +1,4 @@
-"""The Ray executor (engine/ray_executor.py) on a local Ray instance: the same records as the local
+"""The Ray executor (l2compare/engine/ray_executor.py) on a local Ray instance: the same records as the local
 workers, and the three faults (a killed worker, a run that raises, a killed driver) on real processes."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from core.spec import OptimizerSpec, RunSpec
-from engine import ray_executor, workers
-from engine.store import RunStore
+from l2compare.core.spec import OptimizerSpec, RunSpec
+from l2compare.engine import ray_executor, workers
+from l2compare.engine.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_TITLE = b"ray::_run_task"   # a Ray worker's process title while it runs one of our tasks

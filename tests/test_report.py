@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reports import float32_study, frames, index, tables
-from reports import parity as parity_report
-from parity.onestep import TIE
-from core.verdicts import CLOSE, EXACT_FLOAT64
-from parity.runner import CLOSE_STEP, OUTLIER, SLACK
-from core import columns
-from core.spec import OptimizerSpec, RunSpec
+from l2compare.reports import float32_study, frames, index, tables
+from l2compare.reports import parity_tables as parity_report
+from l2compare.parity.onestep import TIE
+from l2compare.core.verdicts import CLOSE, EXACT_FLOAT64
+from l2compare.parity.runner import CLOSE_STEP, OUTLIER, SLACK
+from l2compare.core import columns
+from l2compare.core.spec import OptimizerSpec, RunSpec
 
 T975_DF1 = math.tan(math.pi * 0.475)  # Student t, 97.5%, 1 degree of freedom (2 seeds)
 ADAM, SGD = OptimizerSpec("adam"), OptimizerSpec("sgd", lr=0.01)
@@ -462,7 +462,7 @@ def test_headline_reads_back_mlp_rows(tmp_path):
 
 def test_no_framework_imported():
     # in a fresh interpreter: other test modules in the same pytest run may import frameworks
-    code = ("import sys, reports.index, reports.bench; "
+    code = ("import sys, l2compare.reports.index, l2compare.reports.bench_table; "
             "print(sorted({'torch', 'keras', 'tensorflow', 'jax'} & {m.split('.')[0] for m in sys.modules}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
@@ -474,7 +474,7 @@ def test_reports_use_only_records_of_the_current_code(tmp_path):
     import json
 
     from l2compare import pipeline
-    from parity.grid import cells
+    from l2compare.parity.grid import cells
 
     current = cells()[0]
     stale = {"key": "stale-key", "row": current.row, "column": current.column, "dtype": current.dtype,

@@ -1,8 +1,8 @@
 """Run specs: validation names the bad value; keys are stable, field- and code-sensitive."""
 import pytest
 
-from core import spec as spec_module
-from core.spec import OptimizerSpec, RunSpec, SpecError
+from l2compare.core import spec as spec_module
+from l2compare.core.spec import OptimizerSpec, RunSpec, SpecError
 
 
 @pytest.mark.parametrize("changes,message", [

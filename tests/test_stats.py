@@ -1,4 +1,4 @@
-"""Tests for reports.stats, against values computable by hand."""
+"""Tests for l2compare.reports.stats, against values computable by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.stats import aggregate, fmt_mean_std, summarize
+from l2compare.reports.stats import aggregate, fmt_mean_std, summarize
 
 # Student t 97.5% quantiles in closed form, independent of scipy:
 # df=2: (2p-1)/sqrt(2p(1-p)) = 4.30265272974946...; df=1 (Cauchy): tan(pi(p-1/2)).

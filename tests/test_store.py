@@ -1,4 +1,4 @@
-"""Tests for engine.store: atomic appends, torn lines, replace, resume."""
+"""Tests for l2compare.engine.store: atomic appends, torn lines, replace, resume."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.store import RunStore
+from l2compare.engine.store import RunStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -235,7 +235,7 @@ def run_python(code: str, *args: str) -> subprocess.Popen:
 
 APPEND_LOOP = """
     import sys, time
-    from engine.store import RunStore
+    from l2compare.engine.store import RunStore
     store = RunStore(sys.argv[1])
     for i in range(int(sys.argv[2])):
         try:

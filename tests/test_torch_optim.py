@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import torch_impl
-from core.spec import OptimizerSpec
-from core.names import REGULARIZED
+from l2compare.core.spec import OptimizerSpec
+from l2compare.core.names import REGULARIZED
 from torch_impl import optim, recipes, weights
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import torch_impl
-from core.spec import OptimizerSpec
+from l2compare.core.spec import OptimizerSpec
 from torch_impl import l2 as torch_l2
 from torch_impl import optim, recipes, train
 

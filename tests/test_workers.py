@@ -1,4 +1,4 @@
-"""engine.workers: worker processes set up from the column registry, one read of the store per
+"""l2compare.engine.workers: worker processes set up from the column registry, one read of the store per
 plan, ``--force`` in one place, longest job first, failures reported without losing the rest.
 
 A fake column (its worker is this module's ``Run``, no framework) keeps these fast; it is
@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from core import columns
-from core.spec import RunSpec
-from engine import workers
-from engine.store import RunStore
+from l2compare.core import columns
+from l2compare.core.spec import RunSpec
+from l2compare.engine import workers
+from l2compare.engine.store import RunStore
 
 
 class Run:
@@ -55,7 +55,7 @@ def test_a_run_happens_in_a_worker_configured_from_the_column(fake, store):
     (record,) = outcome.records
     assert record["pid"] != os.getpid()
     assert record["registered"], "the worker registered the column it was given"
-    assert record["fake_env"] == "yes" and record["omp"] == "3"  # core.environment.configure
+    assert record["fake_env"] == "yes" and record["omp"] == "3"  # l2compare.core.environment.configure
     assert record["threads"] == 3  # Run.set_threads
     assert outcome.ran == 1 and not outcome.errors and store.keys() == {spec().key}
 

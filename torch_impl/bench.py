@@ -1,6 +1,6 @@
 """The minimal hand-written torch loop the bench times the suite against (mirror: keras_impl/bench.py).
 
-``core.bench`` runs the comparison, the same way for every framework.
+``l2compare.core.bench_loop`` runs the comparison, the same way for every framework.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ Read this beside ``keras_impl/models.py``. What a port must change:
   onto ``out`` by a plain transpose. Without that permute the port is silently wrong;
 * L2 is not a layer argument in torch: ``model.l2_coefficients`` records λ per
   tensor (canonical names, as Keras's; see ``torch_impl.l2``), on exactly the tensors
-  Keras regularizes (``core.names.REGULARIZED``).
+  Keras regularizes (``l2compare.core.names.REGULARIZED``).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from core.names import MODELS, REGULARIZED
+from l2compare.core.names import MODELS, REGULARIZED
 
 
 class KerasFlatten(nn.Module):

@@ -169,7 +169,7 @@ def _groups(model: nn.Module, recipe: Recipe) -> list[dict]:
 
 
 def make_optimizer(model: nn.Module, spec, regularization: Recipe) -> torch.optim.Optimizer:
-    """The Keras-exact optimizer for ``spec`` (a core.spec.OptimizerSpec) carrying the recipe's
+    """The Keras-exact optimizer for ``spec`` (a l2compare.core.spec.OptimizerSpec) carrying the recipe's
     decay, with Keras's defaults where the spec leaves a value unset (parity mode).
 
     The recipe travels with the optimizer (``optimizer.recipe``): its penalty term is the one

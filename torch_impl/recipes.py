@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from core.names import TORCH_RECIPES
+from l2compare.core.names import TORCH_RECIPES
 from torch_impl import l2 as l2_module
 from torch_impl.weights import named_variables
 
@@ -76,7 +76,7 @@ def build(name: str, model: nn.Module, *, l2: float = 0.0, weight_decay: float |
 
 
 def for_optimizer(name: str, model: nn.Module, spec, *, l2: float, adamw_default: float) -> Recipe:
-    """``build`` for an optimizer spec (core.spec.OptimizerSpec).
+    """``build`` for an optimizer spec (l2compare.core.spec.OptimizerSpec).
 
     AdamW decays every tensor (bar the excluded) whatever else the port does, as its Keras
     and torch classes do; ``adamw_default`` is the weight decay used when the spec sets none

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from core.training import FitResult
+from l2compare.core.training import FitResult
 from torch_impl import l2
 from torch_impl.optim import export_state
 from torch_impl.recipes import Recipe

@@ -1,6 +1,6 @@
 """The torch side of the training run (mirror: keras_impl/worker.py).
 
-``Run`` supplies the hooks of ``core.training.TrainingRun``; the template (seed, build,
+``Run`` supplies the hooks of ``l2compare.core.training.TrainingRun``; the template (seed, build,
 start weights, optimizer, fit, export, summarize) is written once there. The run engine
 calls it in a worker process of its own; it takes and returns plain dicts and NumPy arrays.
 """
@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 import torch_impl
-from core.machine import provenance
-from core.spec import RunSpec
-from core.training import TrainingRun
+from l2compare.core.machine import provenance
+from l2compare.core.spec import RunSpec
+from l2compare.core.training import TrainingRun
 from torch_impl import bench, optim, recipes, seeding, train
 from torch_impl.weights import export_weights, import_weights
 
@@ -30,7 +30,7 @@ def device() -> str:
 
 
 def machine() -> dict:
-    """The machine facts of this process (``core.machine.provenance``) and torch's own: the
+    """The machine facts of this process (``l2compare.core.machine.provenance``) and torch's own: the
     ISA level its ATen kernels dispatch at, and its thread pools."""
     return {**provenance(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),

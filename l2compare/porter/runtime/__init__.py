@@ -1,0 +1,1 @@
+"""Code copied verbatim into generated files: each helper here imports only torch."""

@@ -1,0 +1,1 @@
+"""PORTING.md: the guide (``guide``) and its sections (``families``, ``backends``, ``snippets``)."""
