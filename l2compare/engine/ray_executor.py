@@ -69,7 +69,7 @@ def _init(address: str | None) -> bool:
 def _project_paths() -> list[str]:
     from pathlib import Path
 
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding l2compare, keras_impl and torch_impl
     return [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
 
 
