@@ -17,7 +17,10 @@ from l2compare.core import columns
 from l2compare.core.data.sets import DATASETS, DatasetError, load, validate_name
 from l2compare.core.names import DTYPES, KERAS_CONFIGS, MODELS, MODES, OPTIMIZERS, TORCH_RECIPES
 from l2compare.core.spec import SpecError
+from l2compare import cli_store
 from l2compare.engine import experiments
+from l2compare.engine.files import FileFault
+from l2compare.engine.store_format import StoreDamaged
 from l2compare import __version__
 # UsageError is defined beside port and verify, which raise it too: one class for every command.
 from l2compare.cli_port import VERIFY_OPTIMIZERS, UsageError, cmd_port, cmd_verify
@@ -156,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the Markdown report (default: verify_<model>.md in the current folder)")
     verify.add_argument("--records", type=Path, default=None, help="append each record to this JSON-lines file")
     verify.add_argument("--threads", type=_positive_int, default=1, help="threads per framework (same for both)")
+    cli_store.add_parser(sub)
     return parser
 
 
@@ -164,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except (UsageError, SpecError, DatasetError) as exc:
+        print(f"l2compare: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (StoreDamaged, FileFault) as exc:  # the user's files or disk, not a bug: one line, no traceback
         print(f"l2compare: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -308,7 +315,7 @@ def cmd_compare(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "report": cmd_report, "list": cmd_list, "compare": cmd_compare,
-            "bench": cmd_bench, "port": cmd_port, "verify": cmd_verify}
+            "bench": cmd_bench, "port": cmd_port, "verify": cmd_verify, "store": cli_store.cmd_store}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,8 +3,10 @@ write reports, print a one-screen summary. The parent process imports no framewo
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +19,7 @@ from l2compare.engine.experiments import PARITY, RUNS, VERIFY
 from l2compare.parity import grid as parity_table
 from l2compare.core.records import git_commit
 from l2compare.core.spec import RunSpec
+from l2compare.engine.files import FileFault, fault, write_atomic
 from l2compare.engine.store import RunStore
 
 INDEX = "experiments.json"
@@ -29,6 +32,14 @@ class _Progress:
 
     def __init__(self, enabled: bool):
         self.enabled, self.bar = enabled, None
+        self.meanwhile = 0  # runs another writer on the same folder stored first
+
+    def reused(self, record: dict) -> None:
+        """The stores' ``on_reused``: that run's record, stored by another process writing to the same
+        folder while this one ran it too, is kept (one record per key); one line says so."""
+        self.meanwhile += 1
+        tqdm.write(f"l2compare: run {record['key']} was stored meanwhile by another writer on this folder "
+                   f"(same key, same code); reusing its record", file=sys.stderr)
 
     def __enter__(self):
         return self
@@ -50,11 +61,19 @@ class _Progress:
 def _save_index(out: Path, index: dict[str, list[str]]) -> None:
     """Which run keys make up each experiment, so that `l2compare report` can rebuild the tables."""
     path = out / INDEX
-    merged = json.loads(path.read_text()) if path.exists() else {}
-    merged.update(index)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        # Two runs on one folder each merge their entries: the folder's lock makes the read-merge-write
+        # one step, so that neither loses the other's.
+        folder = os.open(out, os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            merged = json.loads(path.read_text()) if path.exists() else {}
+            merged.update(index)
+            write_atomic(path, json.dumps(merged, indent=1, sort_keys=True) + "\n")
+        finally:
+            os.close(folder)
+    except OSError as exc:
+        raise fault("write", path, exc, "no run has started; fix the cause and run the same command again") from exc
 
 
 def _save_timing(out: Path, experiment: str, seconds: float, ran: int, reused: int, **extra) -> None:
@@ -79,7 +98,7 @@ def update_readme_headline(readme: Path, out: Path) -> bool:
     if start < 0 or end < start:
         return False
     body = report_index.headline(out, link_prefix=f"{os.path.relpath(out, readme.parent)}/")
-    readme.write_text(f"{text[:start + len(HEADLINE[0])]}\n{body}{text[end:]}")
+    write_atomic(readme, f"{text[:start + len(HEADLINE[0])]}\n{body}{text[end:]}")
     return True
 
 
@@ -101,10 +120,14 @@ def report(out: Path) -> list[Path]:
     verify_keys = index.pop(VERIFY_INDEX, None) or []
     parity = _current(RunStore(out / PARITY).records(), parity_keys)
     showcase = _current(RunStore(out / VERIFY).records(), verify_keys)
-    written = report_index.write_reports(out, runs, parity, {k: set(v) for k, v in index.items()}, showcase)
-    readme = out.resolve().parent / "README.md"
-    if update_readme_headline(readme, out.resolve()):
-        written.append(readme)
+    try:  # each file is written atomically (l2compare.engine.files): a fault leaves the old one whole
+        written = report_index.write_reports(out, runs, parity, {k: set(v) for k, v in index.items()}, showcase)
+        readme = out.resolve().parent / "README.md"
+        if update_readme_headline(readme, out.resolve()):
+            written.append(readme)
+    except FileFault as exc:
+        raise FileFault(f"{exc}; every record is kept: once fixed, `l2compare report --out {out}` writes the "
+                        f"tables again", exc) from exc
     return written
 
 
@@ -114,7 +137,7 @@ def run_and_report(names: list[str], settings: experiments.Settings, out: Path, 
     out.mkdir(parents=True, exist_ok=True)
     n_workers = workers.default_workers(threads)
     with _Progress(progress) as bar:
-        outcomes, jobs = experiments.plan(names, settings, out, force=force, on_done=bar)
+        outcomes, jobs = experiments.plan(names, settings, out, force=force, on_done=bar, on_reused=bar.reused)
         _save_index(out, {name: outcome.keys for name, outcome in outcomes.items()})
         bar.start(sum(len(o.keys) - o.reused for o in outcomes.values()))
         # Every experiment and the parity cells in one schedule: no worker idles until the last job.
@@ -133,7 +156,7 @@ def run_and_report(names: list[str], settings: experiments.Settings, out: Path, 
     _save_timing(out, total, seconds,
                  sum(o.ran for o in outcomes.values()), sum(o.reused for o in outcomes.values()),
                  worker_s=sum(o.seconds for o in outcomes.values()), workers=n_workers)
-    _summary(outcomes, written, out, seconds)
+    _summary(outcomes, written, out, seconds, bar.meanwhile)
     return 1 if any(o.errors for o in outcomes.values()) else 0
 
 
@@ -143,7 +166,8 @@ def compare(specs: list[RunSpec], out: Path, *, threads: int = 1, force: bool = 
 
     out.mkdir(parents=True, exist_ok=True)
     with _Progress(progress) as bar:
-        outcomes, jobs = workers.plan_runs({"compare": specs}, RunStore(out / RUNS), force=force, on_done=bar)
+        outcomes, jobs = workers.plan_runs({"compare": specs}, RunStore(out / RUNS, bar.reused), force=force,
+                                           on_done=bar)
         bar.start(len(jobs))
         workers.schedule(jobs, threads=threads)
     outcome = outcomes["compare"]
@@ -158,7 +182,7 @@ def _print_errors(errors: list[tuple[str, str]]) -> None:
         print(f"  failed: {what}: {message}")
 
 
-def _summary(outcomes: dict[str, workers.Outcome], written, out: Path, seconds: float) -> None:
+def _summary(outcomes: dict[str, workers.Outcome], written, out: Path, seconds: float, meanwhile: int = 0) -> None:
     parity, showcase = outcomes.get(PARITY_INDEX), outcomes.get(VERIFY_INDEX)
     outcomes = {name: outcome for name, outcome in outcomes.items() if name not in (PARITY_INDEX, VERIFY_INDEX)}
     records = {r["key"]: r for o in outcomes.values() for r in o.records}
@@ -167,6 +191,7 @@ def _summary(outcomes: dict[str, workers.Outcome], written, out: Path, seconds: 
     reused = len({k for o in outcomes.values() for k in o.keys}) - ran - len(errors)
     diverged = sum(r.get("status") == "diverged" for r in records.values())
     print(f"\nl2compare: {ran} runs ran, {reused} reused from {out / RUNS}"
+          + (f", {meanwhile} stored first by another writer (reused)" if meanwhile else "")
           + (f", {diverged} diverged" if diverged else "") + (f", {len(errors)} FAILED" if errors else ""))
     for name, outcome in outcomes.items():
         print(f"  {name:8s} {len(outcome.keys):4d} runs")

@@ -190,17 +190,20 @@ def plan_verify(store: RunStore, *, force: bool = False, on_done=None) -> tuple[
 
 
 def plan(names: list[str], settings: Settings, out: Path, *, force: bool = False,
-         on_done=None) -> tuple[dict[str, workers.Outcome], list[workers.Job]]:
+         on_done=None, on_reused=None) -> tuple[dict[str, workers.Outcome], list[workers.Job]]:
     """An outcome per name in ``names`` (``parity``: the parity table) and the jobs, for one
     schedule (``workers.schedule``), that run what ``out``'s stores lack (all of it with
-    ``force``). A run two experiments share runs once, for the first that names it."""
+    ``force``). A run two experiments share runs once, for the first that names it.
+
+    ``on_reused(record)``: another process writing to ``out`` (a second ``l2compare run``, a Ray
+    driver) stored one of these runs first; its record is kept (``RunStore``), and this is called."""
     planned = {name: EXPERIMENTS[name][1](settings) for name in names if name in EXPERIMENTS}
-    outcomes, jobs = workers.plan_runs(planned, RunStore(out / RUNS), force=force, on_done=on_done)
+    outcomes, jobs = workers.plan_runs(planned, RunStore(out / RUNS, on_reused), force=force, on_done=on_done)
     if PARITY_NAME in names:
-        outcomes[PARITY_NAME], more = plan_parity(RunStore(out / PARITY), force=force, on_done=on_done,
+        outcomes[PARITY_NAME], more = plan_parity(RunStore(out / PARITY, on_reused), force=force, on_done=on_done,
                                                   frameworks=settings.frameworks)
         jobs += more
     if VERIFY_NAME in names:
-        outcomes[VERIFY_NAME], more = plan_verify(RunStore(out / VERIFY), force=force, on_done=on_done)
+        outcomes[VERIFY_NAME], more = plan_verify(RunStore(out / VERIFY, on_reused), force=force, on_done=on_done)
         jobs += more
     return outcomes, jobs

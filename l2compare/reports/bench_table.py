@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from l2compare.engine.store import RunStore
+from l2compare.engine.files import write_atomic
 from l2compare.reports.frames import framework_of
 
 TARGET_LOOP = 1.10  # suite loop / minimal loop
@@ -142,5 +143,5 @@ def write(out: Path, records: list[dict]) -> Path:
         lines += ["", "## Wall time of each experiment in `make results`", "",
                   experiments.to_markdown(index=False, floatfmt=".0f"), ""]
     path = out / "bench.md"
-    path.write_text("\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
     return path

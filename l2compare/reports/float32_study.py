@@ -15,6 +15,7 @@ from matplotlib.figure import Figure  # no pyplot: no global backend state, safe
 
 from l2compare.core.names import MODELS
 from l2compare.core.spec import OptimizerSpec
+from l2compare.engine.files import atomic_path
 from l2compare.parity.onestep import TIE
 from l2compare.parity.runner import OUTLIER, SLACK
 from l2compare.parity.grid import STUDY
@@ -212,5 +213,6 @@ def plot_float32_case(parity: list[dict], path: Path) -> bool:
     label = OptimizerSpec(**case["optimizer"]).label
     fig.suptitle(f"float32, {case['model']} / {label} / {case['dataset']}, seed {case.get('seed')}: torch "
                  f"{case.get('recipe')} against Keras {case.get('keras_config')} (verdict: {p.get('verdict')})")
-    fig.savefig(path, dpi=DPI)
+    with atomic_path(path) as tmp:  # never half a PNG under the real name
+        fig.savefig(tmp, dpi=DPI)
     return True

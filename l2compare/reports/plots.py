@@ -13,6 +13,7 @@ from matplotlib.figure import Figure  # no pyplot: no global backend state, safe
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from l2compare.core.names import MODELS
+from l2compare.engine.files import atomic_path
 from l2compare.engine.experiments import ARTICLE_LAMBDA
 from l2compare.reports.frames import REFERENCE_COLUMN, column_label, on_sides, side_label, sides_of
 from l2compare.reports.tables import DPI, lam
@@ -37,7 +38,8 @@ def plot_norm_vs_epoch(epochs: pd.DataFrame, path: Path) -> bool:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"Regularized weight norm during training, λ = {ARTICLE_LAMBDA:g} (mean ± std over seeds)")
-    fig.savefig(path, dpi=DPI)
+    with atomic_path(path) as tmp:  # never half a PNG under the real name
+        fig.savefig(tmp, dpi=DPI)
     return True
 
 
@@ -73,7 +75,8 @@ def plot_sweep(table: pd.DataFrame, path: Path) -> bool:
             ax.grid(alpha=0.3)
             ax.legend()
     fig.suptitle("λ sweep (Adam): mean ± std over seeds")
-    fig.savefig(path, dpi=DPI)
+    with atomic_path(path) as tmp:  # never half a PNG under the real name
+        fig.savefig(tmp, dpi=DPI)
     return True
 
 
@@ -94,7 +97,8 @@ def plot_recipes(table: pd.DataFrame, path: Path) -> bool:
     axes[-1][1].set_xlabel("Δ test accuracy (0 = same as Keras)")
     fig.suptitle("Keras backends and torch recipes against Keras l2 on TensorFlow (λ = 0.01), paired by seed; "
                  "bars = mean, whiskers = 95% CI")
-    fig.savefig(path, dpi=DPI)
+    with atomic_path(path) as tmp:  # never half a PNG under the real name
+        fig.savefig(tmp, dpi=DPI)
     return True
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from l2compare.engine.experiments import ARTICLE_LAMBDA
+from l2compare.engine.files import write_atomic
 from l2compare.core.verdicts import CLOSE, EXACT_FLOAT64
 from l2compare.parity.runner import CLOSE_STEP, SLACK
 from l2compare.reports import float32_study
@@ -264,5 +265,5 @@ hyperparameters through float32: exact float64 parity needs values representable
 """ + ("\n" + porting_families.section(list(showcase), 9) if showcase else "") \
         + ("\n" + porting_backends.section(runs, parity, backends, 10 if showcase else 9) if backends else "")
     path = out / "PORTING.md"
-    path.write_text(text)
+    write_atomic(path, text)
     return path
