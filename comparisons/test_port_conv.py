@@ -13,8 +13,6 @@ from keras import layers, regularizers
 
 from comparisons import portcheck
 from l2compare.porter import PortError, keras_to_torch
-from l2compare.porter.layers.registry import Ctx
-from l2compare.porter.layers import pooling
 
 DTYPES = ["float32", "float64"]
 
@@ -393,21 +391,3 @@ def _one(layer, shape, dtype="float32"):
 def test_refusals_name_the_layer(make, message):
     with pytest.raises(PortError, match=message):
         keras_to_torch(make())
-
-
-def test_masked_global_average_is_refused():
-    """Keras averages over the unmasked steps only. No ported layer makes a mask today (Embedding's
-    mask_zero is refused), so the porter is called on a masked node directly."""
-    inp = keras.Input((5, 3))
-    masked = layers.Masking()(inp)
-    gap = layers.GlobalAveragePooling1D(name="gap")
-    out = gap(masked)
-    node = out._keras_history[0]._inbound_nodes[0]
-
-    class Node:
-        inputs = list(node.arguments.keras_tensors)
-
-    ctx = Ctx(gap, "gap", [(5, 3)], (3,), "keras", "float32")
-    ctx.node = Node()
-    with pytest.raises(PortError, match=r"'gap' \(GlobalAveragePooling1D\).*masked input"):
-        pooling.global_pool(ctx)

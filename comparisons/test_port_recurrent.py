@@ -14,10 +14,6 @@ from keras import regularizers as R
 
 from comparisons import portcheck
 from l2compare.porter import PortError, keras_to_torch
-from l2compare.porter.codegen import _shape
-from l2compare.porter.layers.registry import Ctx
-from l2compare.porter.graph import walk
-from l2compare.porter.layers.recurrent import recurrent
 from l2compare.porter.runtime.recurrent import sequence_dropout
 
 T, FEATURES, N = 6, 5, 8
@@ -231,20 +227,3 @@ def test_bidirectional_refusals_name_the_layer():
         out = kl.Bidirectional(layer, name="the_bi")(inp)
         with pytest.raises(PortError, match=f"'the_bi'.*{what}"):
             keras_to_torch(keras.Model(inp, out))
-
-
-def test_masking_refused():
-    """A mask from Masking reaches the LSTM as its call's ``mask``: Keras then carries the state
-    over masked steps, which the fused modules do not. The porter itself refuses it, whatever the
-    Masking layer's own fate."""
-    inp = keras.Input((T, FEATURES))
-    out = kl.LSTM(4, name="the_lstm")(kl.Masking()(inp))
-    model = keras.Model(inp, out)
-    with pytest.raises(PortError):
-        keras_to_torch(model)
-    node = next(n for n in walk(model).nodes if n.operation.name == "the_lstm")
-    ctx = Ctx(node.operation, "the_lstm", [_shape(t) for t in node.inputs], _shape(node.outputs[0]), "keras",
-              "float32")
-    ctx.node = node
-    with pytest.raises(PortError, match="'the_lstm'.*masking"):
-        recurrent(ctx)

@@ -26,16 +26,17 @@ DRIVER = textwrap.dedent("""
     import sys
     from pathlib import Path
     import store_fakes
-    store_fakes.register()
     from l2compare import cli, pipeline
     from l2compare.engine import workers
-    pipeline.report = lambda out: []  # fake records hold nothing to tabulate
+    if sys.argv[5] == store_fakes.NAME:
+        store_fakes.register()
+        pipeline.report = lambda out: []  # fake records hold nothing to tabulate
     schedule = workers.schedule
     def after_barrier(jobs, **kw):
         store_fakes.barrier(Path(sys.argv[2]), sys.argv[3], sys.argv[4].split(","))
         return schedule(jobs, **kw)
     workers.schedule = after_barrier
-    sys.exit(cli.main(["run", "article", "--frameworks", store_fakes.NAME, "--seeds", "2", "--epochs", "1",
+    sys.exit(cli.main(["run", "article", "--frameworks", sys.argv[5], "--seeds", "2", "--epochs", "1",
                        "--out", sys.argv[1], "--no-progress"]))
 """)
 
@@ -44,9 +45,11 @@ def rec(key: str, **fields) -> dict:
     return {"key": key, **fields}
 
 
-def start_driver(out: Path, me: str, others: str) -> subprocess.Popen:
+def start_driver(out: Path, me: str, others: str, frameworks: str = store_fakes.NAME) -> subprocess.Popen:
+    """``l2compare run article`` on ``out``, which plans, then waits at the barrier for ``others``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    return subprocess.Popen([sys.executable, "-c", DRIVER, str(out), str(out.parent / "barrier"), me, others],
+    return subprocess.Popen([sys.executable, "-c", DRIVER, str(out), str(out.parent / "barrier"), me, others,
+                             frameworks],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -121,12 +124,14 @@ def test_a_file_rewritten_in_place_is_read_again(tmp_path):
 # ------------------------------------------------------------------ real processes
 
 
-def test_two_runs_on_one_folder_both_finish_each_run_stored_once(tmp_path):
+@pytest.mark.parametrize("frameworks", [store_fakes.NAME, pytest.param("torch", marks=pytest.mark.slow)])
+def test_two_runs_on_one_folder_both_finish_each_run_stored_once(tmp_path, frameworks):
+    """The fake column in the default run (5 s); real torch runs, tables and plots too with -m slow (about 90 s here)."""
     out = tmp_path / "results"
-    drivers = [start_driver(out, "one", "two"), start_driver(out, "two", "one")]
+    drivers = [start_driver(out, "one", "two", frameworks), start_driver(out, "two", "one", frameworks)]
     stderrs = []
     for driver in drivers:
-        stdout, stderr = driver.communicate(timeout=120)
+        stdout, stderr = driver.communicate(timeout=600)
         assert driver.returncode == 0, stderr
         assert f"l2compare: {RUNS} runs ran, 0 reused" in stdout
         stderrs.append(stderr)

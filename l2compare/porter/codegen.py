@@ -21,6 +21,7 @@ from l2compare.porter.layers.registry import Ctx, Penalty, check_constraints, fr
 from l2compare.porter.errors import PortError
 from l2compare.porter import source_parts
 from l2compare.porter.graph import walk
+from l2compare.porter.masks import Tracker
 
 # Every family registers its porters (l2compare.porter.layers.registry.register) when imported.
 _RESERVED = {"self", "torch", "nn", "F", "os", "x", "model", "activity"}
@@ -158,6 +159,7 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
     fold = len(graph.outputs) == 1 and _is_softmax_output(graph.outputs[0]._keras_history[0]) \
         and writer.uses[id(graph.outputs[0])] == 1
     modules, penalties, notes, states, helpers = {}, [], [], [], []
+    masks = Tracker(identifier, taken)   # Keras's masks, followed as Keras runs the model
     has_activity, returns_logits = False, False
     for node in graph.nodes:
         op = node.operation
@@ -172,6 +174,7 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
         variables, layout = _read_inputs(writer, node, wants)
         ctx = Ctx(op, attr, [_shape(t) for t in node.inputs], _shape(node.outputs[0]), layout, dtype, node=node,
                   fold_softmax=fold and node.outputs[0] is graph.outputs[0])
+        ctx.masks = masks.inputs(node)
         if isinstance(op, keras.layers.Layer):
             check_constraints(ctx)
         port = port_fn(ctx)
@@ -186,6 +189,7 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
         y = freed[0] if (len(node.inputs) == 1 and variables[0] in freed) else attr
         fields = {"x": variables[0] if variables else "", "y": y}
         fields.update({f"x{i}": v for i, v in enumerate(variables)})
+        writer.lines.extend(masks.step(ctx, node, variables))   # before: the output may reuse an input's name
         writer.lines.extend(line.format(**fields) for line in port.forward)
         writer.bind(node.outputs[0], y, out_layout)
         activity = _activity(op, y)
@@ -199,6 +203,7 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
         states.append(port.state)
         helpers.extend(h for h in port.helpers if h not in helpers)
     outputs = [writer.read(t, "keras") for t in graph.outputs]
+    notes.extend(masks.finish(graph.outputs))
     source = source_parts.assemble(model=model, cls=class_name(model.name), inputs=input_names, modules=modules,
                                    lines=writer.lines, outputs=outputs, penalties=penalties, notes=notes,
                                    helpers=helpers, dtype=dtype, fold=returns_logits, has_activity=has_activity,

@@ -1,10 +1,17 @@
-"""Read a user's ``.keras`` file safely, for ``l2compare port`` and ``l2compare verify``.
+"""Read a user's ``.keras`` (or legacy ``.h5``) file safely, for ``l2compare port`` and ``l2compare verify``.
 
 Safe mode is always on: Keras then refuses to rebuild Python code stored in the file (a
 ``Lambda`` layer's function), so loading a file never runs code from it. Every failure is a
 ``PortError`` whose one-line message names the file and what is wrong with it: missing, not a
 ``.keras`` archive (a text file, a truncated download), or holding a class Keras does not know
 here or the porter cannot carry (a custom layer, a ``Lambda``).
+
+A legacy ``.h5``/``.hdf5`` file (``model.save("m.h5")``) is read the same way: Keras 3's loader
+(``keras/src/legacy/saving/legacy_h5_format.py``) builds the model from the file's JSON
+``model_config`` inside a safe-mode scope, so a ``Lambda``'s stored bytecode is refused, not
+run, and only Keras's own (or this process's registered) classes are built. Refused, each with
+its case named: a weights-only file (``save_weights``: no architecture), a file that is not HDF5
+or is truncated, a ``Lambda``, and whatever Keras's loader refuses (an unknown custom layer).
 """
 from __future__ import annotations
 
@@ -16,13 +23,16 @@ from l2compare.porter.errors import PortError
 
 # The archive members Keras writes (keras/src/saving/saving_lib.py).
 _CONFIG, _WEIGHTS = "config.json", "model.weights.h5"
+_H5_SUFFIXES, _H5_MAGIC = (".h5", ".hdf5"), b"\x89HDF\r\n\x1a\n"
 
 
 def load(path):
     """The Keras model saved at ``path`` (a ``.keras`` file), uncompiled, loaded in safe mode."""
     path = Path(path)
-    config = read_config(path)
-    refuse_unknown_classes(path, config)
+    if path.suffix in _H5_SUFFIXES and path.is_file():
+        check_h5(path)
+    else:
+        refuse_unknown_classes(path, read_config(path))
     import keras
 
     try:
@@ -38,8 +48,7 @@ def read_config(path: Path) -> dict:
     if path.is_dir():
         raise PortError(f"{path}: is a folder, not a .keras file")
     if path.suffix != ".keras":
-        hint = " (the legacy HDF5 format: load it and save it again as .keras)" if path.suffix == ".h5" else ""
-        raise PortError(f"{path}: not a .keras file{hint}; save the model with model.save('model.keras')")
+        raise PortError(f"{path}: not a .keras (or legacy .h5) file; save the model with model.save('model.keras')")
     if not zipfile.is_zipfile(path):
         raise PortError(f"{path}: not a .keras file (not a zip archive: truncated, or another kind of file)")
     try:
@@ -57,6 +66,34 @@ def read_config(path: Path) -> dict:
     if not isinstance(config, dict) or "class_name" not in config:
         raise PortError(f"{path}: corrupt .keras archive ({_CONFIG} does not describe a model)")
     return config
+
+
+def check_h5(path: Path) -> None:
+    """Refuse a legacy HDF5 file that is not a whole model Keras can build without running its code."""
+    if path.name.endswith(".weights.h5"):
+        raise PortError(f"{path}: a weights-only file (model.save_weights): it holds no architecture; build the "
+                        "model in Python, load these weights into it and port that model")
+    with open(path, "rb") as f:
+        if f.read(8) != _H5_MAGIC:
+            raise PortError(f"{path}: not an HDF5 file (the legacy HDF5 format starts with its signature)")
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            config = f.attrs.get("model_config")
+    except (OSError, ValueError) as exc:
+        raise PortError(f"{path}: corrupt or truncated file in the legacy HDF5 format ({_first_line(exc)})") from None
+    if config is None:
+        raise PortError(f"{path}: an HDF5 file without a model_config (weights only?): no architecture to port")
+    try:
+        config = json.loads(config.decode("utf-8") if hasattr(config, "decode") else config)
+    except ValueError as exc:
+        raise PortError(f"{path}: the legacy HDF5 file's model_config is not JSON ({_first_line(exc)})") from None
+    for obj, _ in _objects(config, is_layer=False):
+        if obj.get("class_name") == "Lambda":
+            layer = (obj.get("config") or {}).get("name", "?")
+            raise PortError(f"{path}: Lambda layer {layer!r} holds Python bytecode, which safe mode does not run; "
+                            "a Lambda layer cannot be ported")
 
 
 def refuse_unknown_classes(path: Path, config: dict) -> None:

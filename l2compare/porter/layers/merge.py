@@ -79,7 +79,10 @@ def _operands(ctx: Ctx) -> list[str]:
 
 _BINARY = {ops_np.Add: "{} + {}", ops_np.Subtract: "{} - {}", ops_np.Multiply: "{} * {}",
            ops_np.Divide: "{} / {}", ops_np.TrueDivide: "{} / {}",
-           ops_np.Maximum: "torch.maximum({}, {})", ops_np.Minimum: "torch.minimum({}, {})"}
+           ops_np.Maximum: "torch.maximum({}, {})", ops_np.Minimum: "torch.minimum({}, {})",
+           # the comparisons and logic Keras records for its masks (Embedding's x != 0, a merge's OR)
+           ops_np.NotEqual: "{} != {}", ops_np.Equal: "{} == {}", ops_np.LogicalOr: "{} | {}",
+           ops_np.LogicalAnd: "{} & {}"}
 _UNARY = {ops_nn.Relu: "F.relu({})", ops_nn.Sigmoid: "torch.sigmoid({})", ops_np.Tanh: "torch.tanh({})",
           ops_np.Exp: "torch.exp({})", ops_np.Log: "torch.log({})", ops_np.Sqrt: "torch.sqrt({})",
           ops_np.Square: "torch.square({})", ops_np.Absolute: "torch.abs({})", ops_np.Negative: "-{}"}
@@ -102,10 +105,10 @@ def unary(ctx: Ctx) -> Port:
     return Port(ctx.out_shape, ["{y} = " + _UNARY[type(ctx.layer)].format("{x}")])
 
 
-@register(ops_np.Mean, ops_np.Sum, ops_np.Max, layout="keras")
+@register(ops_np.Mean, ops_np.Sum, ops_np.Max, ops_np.Any, layout="keras")
 def reduction(ctx: Ctx) -> Port:
     op = ctx.layer
-    fn = {ops_np.Mean: "mean", ops_np.Sum: "sum", ops_np.Max: "amax"}[type(op)]
+    fn = {ops_np.Mean: "mean", ops_np.Sum: "sum", ops_np.Max: "amax", ops_np.Any: "any"}[type(op)]
     if op.axis is None:
         raise ctx.fail("a reduction over every axis, batch included (a model's output is per sample)")
     axes = tuple(op.axis) if isinstance(op.axis, (list, tuple)) else (op.axis,)
@@ -128,3 +131,23 @@ def transpose(ctx: Ctx) -> Port:
     if axes is None or axes[0] != 0:
         raise ctx.fail(f"a transpose that moves the batch axis (axes={axes})")
     return Port(ctx.out_shape, [f"{{y}} = {{x}}.permute{tuple(axes)}"])
+
+
+@register(ops_np.OnesLike, ops_np.ZerosLike, layout="any")
+def constant_like(ctx: Ctx) -> Port:
+    if ctx.layer.dtype is not None:
+        raise ctx.fail(f"dtype={ctx.layer.dtype!r} (ported: the input's dtype)")
+    fn = "ones_like" if isinstance(ctx.layer, ops_np.OnesLike) else "zeros_like"
+    return Port(ctx.out_shape, [f"{{y}} = torch.{fn}({{x}})"])
+
+
+@register(ops_np.Cumsum, layout="keras")
+def cumsum(ctx: Ctx) -> Port:
+    # Positions as cumsum(ones_like(tokens), axis=1) - 1: how a functional model numbers its steps
+    # (ops.arange there is a constant, computed once, and its Embedding drops out of the model).
+    op = ctx.layer
+    if op.axis is None or op.dtype is not None or op.axis % (len(ctx.shape) + 1) == 0:
+        raise ctx.fail(f"cumsum with axis={op.axis}, dtype={op.dtype} (ported: along a non-batch axis, in the "
+                       "input's dtype)")
+    # torch would promote an int32 sum to int64; Keras keeps the input's dtype.
+    return Port(ctx.out_shape, [f"{{y}} = torch.cumsum({{x}}, dim={op.axis}, dtype={{x}}.dtype)"])

@@ -21,8 +21,6 @@ _RANDOM = "identity at inference; in training the same distribution as Keras's, 
 @register(kl.Embedding, layout="keras")
 def embedding(ctx: Ctx) -> Port:
     layer, attr = ctx.layer, ctx.attr
-    if layer.mask_zero:
-        raise ctx.fail("mask_zero=True (the mask it passes downstream is not carried)")
     if getattr(layer, "quantization_mode", None):
         raise ctx.fail(f"quantization {layer.quantization_mode!r}")
     if layer.lora_enabled or layer.lora_rank:

@@ -10,17 +10,13 @@ from keras import layers as kl
 
 import l2compare.porter.runtime.conv as runtime_conv
 from l2compare.porter.layers.registry import Ctx, Port, register
+from l2compare.porter.masks import mask_of
 from l2compare.porter.layers.conv import check_channels_last, fpad_tuple, same_pads
 
 
 def _size(values) -> str:
     values = tuple(int(v) for v in values)
     return str(values[0]) if len(values) == 1 else str(values)
-
-
-def _masked(ctx: Ctx) -> bool:
-    node = getattr(ctx, "node", None)
-    return any(getattr(t, "_keras_mask", None) is not None for t in (node.inputs if node else ()))
 
 
 @register(kl.MaxPooling1D, kl.MaxPooling2D, kl.AveragePooling1D, kl.AveragePooling2D, layout="cf")
@@ -67,13 +63,19 @@ def pool(ctx: Ctx) -> Port:
 def global_pool(ctx: Ctx) -> Port:
     check_channels_last(ctx)
     layer = ctx.layer
-    if _masked(ctx):
-        raise ctx.fail("a masked input (Keras averages over the unmasked steps only)")
     is_avg = isinstance(layer, (kl.GlobalAveragePooling1D, kl.GlobalAveragePooling2D))
     rank = len(ctx.shape) + 1
     dims = tuple(ctx.dim(a, rank) for a in range(1, rank - 1))
     dim = str(dims[0]) if len(dims) == 1 else str(dims)
     keep = ", keepdim=True" if layer.keepdims else ""
+    mask = mask_of(ctx) if isinstance(layer, kl.GlobalAveragePooling1D) else None
+    if mask is not None:
+        # Keras's masked mean: where(mask, x, 0) summed over the steps, divided by the count of real steps
+        # (a sequence with none gives 0/0 = NaN, in Keras too). The mask (N, T) gets the channel axis.
+        m = f"{mask}.unsqueeze({ctx.dim(2, rank)})"
+        return Port(ctx.out_shape, [f"{{y}} = torch.where({m}, {{x}}, 0).sum(dim={dim}{keep}) / "
+                                    f"{m}.to({{x}}.dtype).sum(dim={dim}{keep})  # the mean of the unmasked steps"],
+                    notes=[f"{layer.name}: the mean over the unmasked steps only, as Keras averages a masked input"])
     # amax, not max: like TF's reduce_max, it shares the gradient evenly between tied maxima.
     return Port(ctx.out_shape, [f"{{y}} = {{x}}.{'mean' if is_avg else 'amax'}(dim={dim}{keep})"])
 

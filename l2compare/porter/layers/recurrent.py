@@ -13,7 +13,8 @@ torch's fused nn.LSTM, nn.GRU and nn.RNN compute Keras's cells exactly, given th
 
 Keras's go_backwards reads the sequence from its end and returns the outputs in that reversed
 order (``keras/src/backend/tensorflow/rnn.py``); Bidirectional flips the backward layer's outputs
-back to the input's order, which is how torch's bidirectional modules return them.
+back to the input's order, which is how torch's bidirectional modules return them. A masked input
+(``l2compare.porter.masks``) runs the step loop ``runtime_recurrent.masked_rnn``, a gap like padding.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from keras import layers as kl
 
 from l2compare.porter.layers.registry import Ctx, Penalty, Port, register, regularizer_terms
 from l2compare.porter.errors import PortError
-from l2compare.porter.runtime.recurrent import GRUResetBefore, sequence_dropout, single_bias
+from l2compare.porter.masks import mask_of
+from l2compare.porter.runtime.recurrent import GRUResetBefore, masked_rnn, sequence_dropout, single_bias
 
 _TORCH = {kl.LSTM: "LSTM", kl.GRU: "GRU", kl.SimpleRNN: "RNN"}
 _REGULARIZED = (("kernel", "kernel_regularizer"), ("recurrent_kernel", "recurrent_regularizer"),
@@ -39,8 +41,7 @@ def _fail(ctx: Ctx, layer, what: str) -> PortError:
     return ctx.fail(what if layer is ctx.layer else f"its {layer.name!r} ({type(layer).__name__}): {what}")
 
 
-def _activation_name(fn) -> str:
-    return getattr(fn, "__name__", str(fn))
+def _activation_name(fn) -> str: return getattr(fn, "__name__", str(fn))  # noqa: E704
 
 
 def _check(ctx: Ctx, layer) -> None:
@@ -156,13 +157,16 @@ def _constructor(layer, input_size: int, bidirectional: bool = False) -> tuple[s
     return source, ()
 
 
-def _suffix(layer, reverse: bool = False) -> str:
-    """torch's parameter-name suffix: nn.LSTM's "_l0" ("_l0_reverse"), none for GRUResetBefore."""
+def _suffix(layer, reverse: bool = False) -> str:   # nn.LSTM's "_l0" ("_l0_reverse"); GRUResetBefore: none
     return "" if _reset_before(layer) else ("_l0_reverse" if reverse else "_l0")
 
 
-def _notes(layer, name: str) -> list[str]:
+def _notes(layer, name: str, mask: str | None = None) -> list[str]:
     cell, notes = layer.cell, []
+    if mask is not None:
+        notes.append(f"{name}: Keras's mask carried by a step loop (masked_rnn): a masked step keeps the state and "
+                     + ("outputs zeros (zero_output_for_mask)" if layer.zero_output_for_mask else "repeats the "
+                        "previous output") + "; gaps in the middle are masked steps like the padding")
     if type(layer) is kl.GRU:
         how = ("reset_after=False as a hand-written loop (GRUResetBefore: nn.GRU applies the reset gate after "
                "the recurrent matrix)" if not cell.reset_after else
@@ -179,21 +183,27 @@ def _notes(layer, name: str) -> list[str]:
     return notes
 
 
-def _input(layer) -> tuple[str, tuple]:
-    """The expression the torch module reads: the input, flipped for go_backwards, with input dropout."""
-    x = "{x}.flip(1)" if layer.go_backwards else "{x}"
+def _run(ctx: Ctx, layer, module: str, mask: str | None) -> tuple[str, tuple]:
+    """The expression for ``layer``'s outputs (N, T, H) run by torch module ``module``, and helpers: its
+    input flipped for go_backwards, with input dropout; with a Keras mask, the step loop ``masked_rnn``
+    (the mask flipped with the input)."""
+    source, helpers = "{x}.flip(1)" if layer.go_backwards else "{x}", ()
     if layer.cell.dropout:
-        return f"sequence_dropout({x}, {layer.cell.dropout!r}, self.training)", (sequence_dropout,)
-    return x, ()
+        source, helpers = f"sequence_dropout({source}, {layer.cell.dropout!r}, self.training)", (sequence_dropout,)
+    if mask is None:
+        return f"self.{module}({source})[0]", helpers
+    if layer.unroll and layer.go_backwards and layer.zero_output_for_mask:
+        # Keras's unrolled loop zeroes the reversed outputs with the unreversed mask.
+        raise _fail(ctx, layer, "unroll=True with go_backwards and zero_output_for_mask on a masked input")
+    flipped = f"{mask}.flip(1)" if layer.go_backwards else mask
+    return (f"masked_rnn(self.{module}, {source}, {flipped}, {bool(layer.zero_output_for_mask)!r}, "
+            f"{_suffix(layer)!r})[0]", helpers + (masked_rnn,))
 
 
 def _check_call(ctx: Ctx) -> None:
     node = getattr(ctx, "node", None)
     kwargs = node.kwargs if node is not None else {}
-    if kwargs.get("mask") is not None:
-        raise ctx.fail("masking (a mask from Masking or Embedding(mask_zero=True): Keras carries the state over "
-                       "masked steps)")
-    if kwargs.get("initial_state") is not None or len(ctx.shapes) != 1:
+    if kwargs.get("initial_state") is not None or len(ctx.shapes) != 1 + (kwargs.get("mask") is not None):
         raise ctx.fail("initial_state (only the zero initial state is ported)")
     if len(ctx.shape) != 2:
         raise ctx.fail(f"input shape {ctx.shape} (a sequence (N, T, F) is ported)")
@@ -204,20 +214,21 @@ def recurrent(ctx: Ctx) -> Port:
     layer, attr = ctx.layer, ctx.attr
     _check_call(ctx)
     _check(ctx, layer)
+    mask = mask_of(ctx)
     constructor, helpers = _constructor(layer, ctx.shape[-1])
-    source, more = _input(layer)
-    call = f"self.{attr}({source})"
+    call, more = _run(ctx, layer, attr, mask)
     if layer.return_sequences:
-        lines = [f"{{y}}, _ = {call}"]
+        lines = [f"{{y}} = {call}"]
     else:
-        lines = [f"{{y}} = {call}[0][:, -1]  # the last step's output (return_sequences=False)"]
+        lines = [f"{{y}} = {call}[:, -1]  # the last step's output (return_sequences=False)"]
     suffix = _suffix(layer)
 
     def state():
         return {f"{attr}.{name}{suffix}": a for name, a in _torch_weights(layer).items()}
 
     return Port(ctx.out_shape, lines, modules={attr: constructor}, state=state,
-                penalties=_penalties(ctx, layer, attr, suffix, layer.name), notes=_notes(layer, layer.name),
+                penalties=_penalties(ctx, layer, attr, suffix, layer.name),
+                notes=_notes(layer, layer.name, mask),
                 helpers=helpers + more)
 
 
@@ -241,8 +252,9 @@ def bidirectional(ctx: Ctx) -> Port:
         raise ctx.fail(f"merge_mode {mode!r} (two outputs; ported: concat, sum, ave, mul)")
     size = ctx.shape[-1]
     forward_source, helpers = _constructor(forward, size)
+    mask = mask_of(ctx)
     fused = (forward_source == _constructor(backward, size)[0] and not _reset_before(forward)
-             and not forward.cell.dropout and not backward.cell.dropout)
+             and not forward.cell.dropout and not backward.cell.dropout and mask is None)
     notes = _notes(forward, layer.name)
     if notes != _notes(backward, layer.name):   # one note for both directions when they are alike
         notes = _notes(forward, f"{layer.name}/{forward.name}") + _notes(backward, f"{layer.name}/{backward.name}")
@@ -266,9 +278,10 @@ def bidirectional(ctx: Ctx) -> Port:
         helpers += more
         modules = {f"{attr}_forward": forward_source, f"{attr}_backward": backward_source}
         parts = [(forward, f"{attr}_forward", _suffix(forward)), (backward, f"{attr}_backward", _suffix(backward))]
-        (a, more_a), (b, more_b) = _input(forward), _input(backward)
+        (a, more_a), (b, more_b) = _run(ctx, forward, f"{attr}_forward", mask), \
+            _run(ctx, backward, f"{attr}_backward", mask)
         helpers += more_a + more_b
-        a, b = f"self.{attr}_forward({a})[0]", f"self.{attr}_backward({b})[0]"
+        notes += _notes(forward, layer.name, mask)[:1] if mask is not None else []
         if layer.return_sequences:
             lines = ["{y} = " + _merge(mode, a, b + ".flip(1)") + "  # the backward outputs back in the input's order"]
         else:

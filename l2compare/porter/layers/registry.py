@@ -63,6 +63,7 @@ class Ctx:
     node: object = None         # the graph node (l2compare.porter.graph.Node): a keras.ops call's arguments
     fold_softmax: bool = False  # the model's output softmax is left to the loss: emit logits
     folded: bool = False        # set when the porter did leave it out (l2compare.porter.layers.activations.apply)
+    masks: list = field(default_factory=list)   # per input: its Keras mask's variable, (N, T) bool, or None
 
     @property
     def shape(self) -> tuple:

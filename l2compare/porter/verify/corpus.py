@@ -225,3 +225,35 @@ def build(name: str, dtype: str = "float64") -> keras.Model:
         return BUILDERS[name](dtype)
     finally:
         global_state.set_global_attribute("object_name_uids", saved)
+
+
+def transformer_text(d):
+    """keras.io "Text classification with Transformer", functional: token and position Embeddings
+    (positions as cumsum(ones_like(tokens)) − 1, since ops.arange would be a constant), a
+    MultiHeadAttention encoder block with residuals and LayerNormalization(1e-6), a ReLU feed-forward,
+    GlobalAveragePooling1D; L2 on the four attention projections and the feed-forward kernels."""
+    i = keras.Input((6,), dtype="int32")
+    positions = keras.ops.cumsum(keras.ops.ones_like(i), axis=1) - 1
+    # L2 on both embeddings makes their gradients dense (Keras's Adam treats a sparse one per lookup).
+    x = kl.Add(dtype=d)([kl.Embedding(20, 8, embeddings_regularizer=_l2(1e-4), dtype=d)(i),
+                         kl.Embedding(6, 8, embeddings_regularizer=_l2(1e-4), dtype=d)(positions)])
+    a = kl.MultiHeadAttention(2, 4, kernel_regularizer=_l2(), bias_regularizer=_l2(), dtype=d)(x, x)
+    x = kl.LayerNormalization(epsilon=1e-6, dtype=d)(kl.Add(dtype=d)([x, a]))
+    f = kl.Dense(8, dtype=d)(kl.Dense(16, activation="relu", kernel_regularizer=_l2(), dtype=d)(x))
+    x = kl.LayerNormalization(epsilon=1e-6, dtype=d)(kl.Add(dtype=d)([x, f]))
+    x = kl.GlobalAveragePooling1D(dtype=d)(x)
+    return keras.Model(i, kl.Dense(2, activation="softmax", dtype=d)(x), name="transformer_text")
+
+
+def lstm_masked(d):
+    """The keras.io LSTM text classifier over padded sequences: Embedding(mask_zero=True), whose mask
+    the Bidirectional LSTM and the LSTM after it carry (index 0 is padding, gaps included)."""
+    i = keras.Input((7,), dtype="int32")
+    x = kl.Embedding(20, 5, mask_zero=True, embeddings_regularizer=_l2(1e-4), dtype=d)(i)
+    x = kl.Bidirectional(kl.LSTM(4, return_sequences=True, kernel_regularizer=_l2(), recurrent_regularizer=_l2(),
+                                 dtype=d), dtype=d)(x)
+    x = kl.LSTM(4, kernel_regularizer=_l2(), dtype=d)(x)
+    return keras.Model(i, kl.Dense(3, activation="softmax", dtype=d)(x), name="lstm_masked")
+
+
+BUILDERS.update({f.__name__: f for f in (transformer_text, lstm_masked)})   # attention, masks (issue 20)
