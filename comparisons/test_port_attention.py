@@ -192,6 +192,8 @@ def test_refusals_name_the_layer():
     cases = [(lambda: kl.MultiHeadAttention(2, 3, attention_axes=(1, 2), name="mha")(
                   keras.Input((T, 2, E)), keras.Input((T, 2, E))), "attention_axes|shapes"),
              (lambda: kl.MultiHeadAttention(2, 3, use_gate=True, name="mha")(x, x), "use_gate"),
+             (lambda: kl.MultiHeadAttention(2, 3, name="mha")(x, x, value_mask=keras.Input((T,), dtype="bool")),
+              "value_mask"),
              (lambda: kl.MultiHeadAttention(2, 3, activity_regularizer=R.L2(1e-3), name="mha")(x, x),
               "activity_regularizer")]
     for build, what in cases:

@@ -50,6 +50,9 @@ def _roles(ctx: Ctx) -> dict[str, int]:
 
 def _check(ctx: Ctx) -> None:
     layer, kwargs = ctx.layer, ctx.node.kwargs
+    explicit = [k for k in ("query_mask", "value_mask", "key_mask") if kwargs.get(k) is not None]
+    if explicit:   # Keras reads the query's own mask and would AND these in: not carried
+        raise ctx.fail(f"{', '.join(explicit)} passed to its call (ported: the masks riding on the inputs)")
     if kwargs.get("return_attention_scores"):
         raise ctx.fail("return_attention_scores=True (two outputs)")
     if layer._use_gate:
