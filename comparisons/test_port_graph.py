@@ -85,11 +85,16 @@ def test_unported_ops_nodes_are_refused(build, message):
         keras_to_torch(keras.Model(i, build(i)))
 
 
-def test_a_nested_model_is_refused():
-    inner = keras.Sequential([keras.Input((4,)), layers.Dense(3)], name="inner")
+def test_a_nested_subclassed_model_is_refused():
+    """Nested Sequential and functional models are ported (test_port_nested.py); a nested subclassed
+    model has no graph, and the refusal names it."""
+    class Inner(keras.Model):
+        def call(self, x):
+            return x * 2.0
+
     i = keras.Input((4,))
-    with pytest.raises(PortError, match="'inner' is a nested model"):
-        keras_to_torch(keras.Model(i, inner(i)))
+    with pytest.raises(PortError, match=r"Inner \('inner'\) is a subclassed keras.Model"):
+        keras_to_torch(keras.Model(i, Inner(name="inner")(i)))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -10,10 +10,21 @@ import numpy as np
 
 
 def named_variables(model: keras.Model):
-    """(canonical name, variable) for every weight of ``model``, in layer order."""
+    """(canonical name, variable) for every weight of ``model``, in layer order. A nested model's
+    weights are named by path ("base/conv1/kernel"); a shared layer's, once."""
+    seen: set = set()
+    yield from _named(model, "", seen)
+
+
+def _named(model: keras.Model, prefix: str, seen: set):
     for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _named(layer, f"{prefix}{layer.name}/", seen)
+            continue
         for var in layer.weights:
-            yield f"{layer.name}/{var.name}", var
+            if id(var) not in seen:
+                seen.add(id(var))
+                yield f"{prefix}{layer.name}/{var.name}", var
 
 
 def export_weights(model: keras.Model) -> dict[str, np.ndarray]:

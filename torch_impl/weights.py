@@ -1,7 +1,7 @@
 """Canonical weights (Keras layout, NumPy) to and from a torch module.
 
 Canonical names are "layer/kernel" and "layer/bias"; torch's are "layer.weight"
-and "layer.bias". Layouts:
+and "layer.bias". A nested model's are paths: "base/conv1/kernel" is "base.conv1.weight". Layouts:
   Dense kernel (in, out)            <-> Linear weight (out, in): transpose
   Conv2D kernel (kh, kw, in, out)   <-> Conv2d weight (out, in, kh, kw)
 """
@@ -17,12 +17,12 @@ _TO_TORCH = {v: k for k, v in _TO_CANONICAL.items()}
 
 def canonical_name(param_name: str) -> str:
     layer, kind = param_name.rsplit(".", 1)
-    return f"{layer}/{_TO_CANONICAL[kind]}"
+    return f"{layer.replace('.', '/')}/{_TO_CANONICAL[kind]}"
 
 
 def torch_name(canonical: str) -> str:
     layer, kind = canonical.rsplit("/", 1)
-    return f"{layer}.{_TO_TORCH[kind]}"
+    return f"{layer.replace('/', '.')}.{_TO_TORCH[kind]}"
 
 
 def to_canonical(param: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from torch import nn
 from l2compare.porter.layers import FAMILIES
 from l2compare.porter.layers.registry import Ctx, Penalty, check_constraints, freeze, porter_for, regularizer_terms
 from l2compare.porter.errors import PortError
-from l2compare.porter import source_parts
+from l2compare.porter import nesting, source_parts
 from l2compare.porter.graph import walk
 from l2compare.porter.masks import Tracker
 
@@ -144,10 +144,44 @@ class _Writer:
         return freed
 
 
+@dataclass
+class _Body:
+    """One generated nn.Module class: the model's, or a nested model's (``nesting``)."""
+
+    cls: str
+    inputs: list
+    modules: dict
+    lines: list
+    outputs: list
+    penalties: list
+    notes: list
+    states: list
+    helpers: list
+    has_activity: bool
+    returns_logits: bool
+    classes: list          # the source of the nested models' classes it uses, inner first
+
+    def state(self) -> dict[str, np.ndarray]:
+        return Generated.state(self)
+
+
 def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generated:
     """The standalone torch source for ``model``, or a PortError naming what cannot be ported."""
-    graph = walk(model)
+    walk(model)   # a model with no graph (subclassed, unbuilt) is refused before anything reads its inputs
     dtype = _dtype(model)
+    body = _body(model, dtype, {"names": set(), "bodies": {}}, top=True)
+    source = source_parts.assemble(model=model, cls=body.cls, inputs=body.inputs, modules=body.modules,
+                                   lines=body.lines, outputs=body.outputs, penalties=body.penalties,
+                                   notes=body.notes, helpers=body.helpers, dtype=dtype, fold=body.returns_logits,
+                                   has_activity=body.has_activity, weights_file=weights_file,
+                                   classes=body.classes)
+    return Generated(source, body.cls, dtype, body.penalties, body.returns_logits, body.states)
+
+
+def _body(model, dtype: str, seen: dict, top: bool = False) -> _Body:
+    """The class of ``model`` (the outer one, ``top``, or a nested one: ``seen`` holds the class names
+    taken and the bodies already written, so a model used twice is one class and one submodule)."""
+    graph = walk(model)
     taken: set = set()
     writer = _Writer(graph, taken)
     input_names = []
@@ -156,47 +190,65 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
         input_names.append(name)
         writer.bind(t, name, "keras")
     taken.add("x")
-    fold = len(graph.outputs) == 1 and _is_softmax_output(graph.outputs[0]._keras_history[0]) \
+    fold = top and len(graph.outputs) == 1 and _is_softmax_output(graph.outputs[0]._keras_history[0]) \
         and writer.uses[id(graph.outputs[0])] == 1
-    modules, penalties, notes, states, helpers = {}, [], [], [], []
+    modules, penalties, notes, states, helpers, classes = {}, [], [], [], [], []
     masks = Tracker(identifier, taken)   # Keras's masks, followed as Keras runs the model
     has_activity, returns_logits = False, False
+    called: dict[int, tuple[str, str, dict]] = {}   # id(layer) -> (attribute, layout, modules): shared layers
     for node in graph.nodes:
         op = node.operation
-        port_fn, wants = porter_for(op)
+        nested = isinstance(op, keras.Model)
+        port_fn, wants = (None, "keras") if nested else porter_for(op)
         if len(node.outputs) != 1:
             raise PortError(f"layer {op.name!r} ({type(op).__name__}) has {len(node.outputs)} outputs; "
                             "only single-output layers are ported")
         if any(id(t) not in writer.vars for t in node.inputs):   # e.g. a Keras mask: no port carries it
             raise PortError(f"layer {op.name!r} ({type(op).__name__}) reads a tensor the port does not compute "
                             "(a mask?); masking is not carried")
-        attr = identifier(op.name, taken)
-        variables, layout = _read_inputs(writer, node, wants)
+        again = called.get(id(op))
+        # A layer called again is the same submodule (one set of weights), its inputs in the same layout.
+        attr = again[0] if again else identifier(op.name, taken)
+        variables, layout = _read_inputs(writer, node, again[1] if again and wants == "any" else wants)
         ctx = Ctx(op, attr, [_shape(t) for t in node.inputs], _shape(node.outputs[0]), layout, dtype, node=node,
                   fold_softmax=fold and node.outputs[0] is graph.outputs[0])
         ctx.masks = masks.inputs(node)
-        if isinstance(op, keras.layers.Layer):
-            check_constraints(ctx)
-        port = port_fn(ctx)
+        if nested:
+            inner = seen["bodies"].get(id(op)) or seen["bodies"].setdefault(id(op), _body(op, dtype, seen))
+            port, inner_activity = nesting.port_model(ctx, inner)
+            has_activity = has_activity or inner_activity
+            classes.extend(c for c in inner.classes if c not in classes)
+            classes.extend(c for c in [nesting.class_source(op, inner)] if c not in classes)
+        else:
+            if isinstance(op, keras.layers.Layer):   # a keras.ops node is an Operation, with no constraints
+                check_constraints(ctx)
+            port = port_fn(ctx)
+            port.modules, port.penalties = freeze(ctx, port.modules, port.penalties)
         returns_logits = returns_logits or ctx.folded
-        port.modules, port.penalties = freeze(ctx, port.modules, port.penalties)
         freed = writer.consume(node.inputs)
         out_layout = port.layout or layout
         if len(node.outputs[0].shape) <= 2:
             out_layout = "keras"
         # Output variable: the input's, when this node was its last reader (a chain reads x = f(x));
         # else the layer's name (unique: attributes and variables live in different namespaces).
-        y = freed[0] if (len(node.inputs) == 1 and variables[0] in freed) else attr
+        y = freed[0] if (len(node.inputs) == 1 and variables[0] in freed) else \
+            (identifier(f"{attr}_call", taken) if again else attr)
         fields = {"x": variables[0] if variables else "", "y": y}
         fields.update({f"x{i}": v for i, v in enumerate(variables)})
         writer.lines.extend(masks.step(ctx, node, variables))   # before: the output may reuse an input's name
         writer.lines.extend(line.format(**fields) for line in port.forward)
         writer.bind(node.outputs[0], y, out_layout)
-        activity = _activity(op, y)
+        activity = _activity(op, y)   # Keras adds an activity term per call
         if activity:
             has_activity = True
             writer.lines.extend(activity[0])
             notes.append(activity[1])
+        if again:
+            if port.modules != again[2]:
+                raise PortError(f"layer {op.name!r} ({type(op).__name__}) is called twice with inputs of "
+                                "different shapes; one torch module cannot serve both")
+            continue   # Keras counts a shared weight's regularizer once (Layer.losses: trainable_weights)
+        called[id(op)] = (attr, layout, port.modules)
         modules.update(port.modules)
         penalties.extend(port.penalties)
         notes.extend(port.notes)
@@ -204,11 +256,12 @@ def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generate
         helpers.extend(h for h in port.helpers if h not in helpers)
     outputs = [writer.read(t, "keras") for t in graph.outputs]
     notes.extend(masks.finish(graph.outputs))
-    source = source_parts.assemble(model=model, cls=class_name(model.name), inputs=input_names, modules=modules,
-                                   lines=writer.lines, outputs=outputs, penalties=penalties, notes=notes,
-                                   helpers=helpers, dtype=dtype, fold=returns_logits, has_activity=has_activity,
-                                   weights_file=weights_file)
-    return Generated(source, class_name(model.name), dtype, penalties, returns_logits, states)
+    cls = class_name(model.name)
+    while cls in seen["names"]:
+        cls += "_"
+    seen["names"].add(cls)
+    return _Body(cls, input_names, modules, writer.lines, outputs, penalties, notes, states, helpers,
+                 has_activity, returns_logits, classes)
 
 
 def _read_inputs(writer: _Writer, node, wants: str) -> tuple[list[str], str]:

@@ -2,7 +2,8 @@
 
 Sequential and functional models both have a graph of nodes (a Sequential with an input shape
 builds a functional one inside); ``keras.ops`` calls in a functional model are nodes too. A
-subclassed model has no graph, only Python code in ``call()``, and is refused.
+subclassed model has no graph, only Python code in ``call()``, and is refused. A model used as a
+layer (a nested backbone) is one node here; the code generator walks its own graph in turn.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def _functional(model):
         return model._functional
     if isinstance(model, Functional):
         return model
-    raise PortError(f"{type(model).__name__} is a subclassed keras.Model: its call() is Python code, with no "
+    raise PortError(f"{type(model).__name__} ({model.name!r}) is a subclassed keras.Model: its call() is Python code, with no "
                     "layer graph to port; rebuild it as a Sequential or functional model")
 
 
@@ -54,8 +55,7 @@ def walk(model) -> Graph:
                 continue
             operation = node.operation
             if isinstance(operation, keras.Model):
-                raise PortError(f"layer {operation.name!r} is a nested model ({type(operation).__name__}): "
-                                "call its layers directly in the outer model to port it")
+                _functional(operation)   # a nested subclassed model is refused here, by name
             nodes.append(Node(operation, list(node.arguments.keras_tensors), list(node.outputs),
                               node.arguments.args, node.arguments.kwargs))
     return Graph(list(functional.inputs), list(functional.outputs), nodes)

@@ -62,7 +62,7 @@ from torch.nn import functional as F
 '''
 
 
-def _class(cls, model, modules, inputs, lines, outputs, has_activity) -> str:
+def model_class(cls, model, modules, inputs, lines, outputs, has_activity) -> str:
     init = "\n".join(f"        self.{attr} = {ctor}" for attr, ctor in modules.items()) or "        pass"
     body = []
     if has_activity:
@@ -159,10 +159,11 @@ def build(weights=WEIGHTS):
 
 
 def assemble(*, model, cls, inputs, modules, lines, outputs, penalties, notes, helpers, dtype, fold,
-             has_activity, weights_file) -> str:
-    helper_src = "".join("\n\n" + inspect.getsource(h) for h in helpers)
+             has_activity, weights_file, classes=()) -> str:
+    """The file; ``classes`` are the nested models' classes (``nesting.class_source``), inner first."""
+    helper_src = "".join("\n\n" + inspect.getsource(h) for h in helpers) + "".join(classes)
     extra = has_activity or any(p.kind != "l2" for p in penalties)
     return (_header(model, cls, notes, dtype, fold, extra) + helper_src
-            + _class(cls, model, modules, inputs, lines, outputs, has_activity)
+            + model_class(cls, model, modules, inputs, lines, outputs, has_activity)
             + _penalty_fn(penalties, has_activity) + _groups_fn(penalties, has_activity)
             + _loader(cls, dtype, weights_file))
