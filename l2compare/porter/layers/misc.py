@@ -135,3 +135,48 @@ def prelu(ctx: Ctx) -> Port:
                 modules=modules, state=read, penalties=regs,
                 notes=[f"{layer.name}: PReLU as relu(x) − α·relu(−x), α of Keras's shape {keras_shape}"
                        + (" moved channels first" if channels_first else "")])
+
+
+def _application_layers():
+    """The layers keras.applications defines for itself (ConvNeXt's, InceptionResNetV2's): they ship with
+    Keras, so a model file that uses them loads in safe mode, and they are ported by class."""
+    from keras.src.applications.convnext import LayerScale, StochasticDepth
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    return LayerScale, StochasticDepth, CustomScaleLayer
+
+
+_LAYER_SCALE, _STOCHASTIC_DEPTH, _CUSTOM_SCALE = _application_layers()
+
+
+@register(_LAYER_SCALE, layout="any")
+def layer_scale(ctx: Ctx) -> Port:
+    layer, attr = ctx.layer, ctx.attr
+    # x * γ, γ of shape (C,) on the channel axis: broadcast in channels first, it needs (C, 1, ...).
+    trailing = len(ctx.shape) - 1 if ctx.layout == "cf" else 0
+    view = f".view(-1{', 1' * trailing})" if trailing else ""
+    modules, _ = freeze(ctx, {attr: f"nn.Parameter(torch.zeros({layer.projection_dim}))"}, [])
+    return Port(ctx.out_shape, [f"{{y}} = {{x}} * self.{attr}{view}  # {layer.name}: LayerScale"], modules=modules,
+                state=lambda: {attr: ctx.weight("gamma")},
+                notes=[f"{layer.name}: ConvNeXt's LayerScale, x·γ with γ a trained weight per channel"])
+
+
+@register(_STOCHASTIC_DEPTH, layout="any")
+def stochastic_depth(ctx: Ctx) -> Port:
+    layer, rate = ctx.layer, float(ctx.layer.drop_path_rate)
+    if not rate:
+        return _identity(ctx, "StochasticDepth(0), the identity")
+    keep, ones = 1.0 - rate, ", 1" * len(ctx.shape)
+    # Keras: (x / keep) · floor(keep + U[0, 1)), one draw per sample, in training only.
+    return Port(ctx.out_shape, [
+        f"{{y}} = {{x}} / {keep!r} * torch.floor({keep!r} + torch.rand({{x}}.shape[0]{ones}, dtype={{x}}.dtype)) "
+        f"if self.training else {{x}}  # {layer.name}: StochasticDepth"],
+        notes=[f"{layer.name}: StochasticDepth({rate}), each sample's residual branch dropped with that "
+               f"probability: {_RANDOM}"])
+
+
+@register(_CUSTOM_SCALE, layout="any")
+def custom_scale(ctx: Ctx) -> Port:
+    # InceptionResNetV2's residual: inputs[0] + inputs[1] * scale (a Python float, as TF multiplies it).
+    return Port(ctx.out_shape, [f"{{y}} = {{x0}} + {{x1}} * {float(ctx.layer.scale)!r}  # {ctx.layer.name}: "
+                                "CustomScaleLayer"])

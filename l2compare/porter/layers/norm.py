@@ -4,7 +4,8 @@ BatchNormalization takes any layout: it maps its Keras axis with ``ctx.dim``, so
 convolutions it runs channels first and costs no permute. It is ``KerasBatchNorm`` (copied into
 the generated file), not nn.BatchNorm2d: torch updates running_var with the unbiased batch
 variance, Keras with the biased one (``comparisons/test_port_norm.py`` measures the gap).
-LayerNormalization over the trailing axes is nn.LayerNorm with Keras's epsilon.
+LayerNormalization over the trailing axes is nn.LayerNorm with Keras's epsilon. The preprocessing
+layers the applications start with, Rescaling and Normalization, are here too: fixed affine maps.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 from keras import layers as kl
 
 from l2compare.porter.layers.registry import Ctx, Port, freeze, penalties, register
-from l2compare.porter.runtime.norm import KerasBatchNorm
+from l2compare.porter.runtime.norm import KerasBatchNorm, KerasNormalization
 
 _BN_DEFAULTS = {"dim": 1, "eps": 1e-3, "momentum": 0.99, "center": True, "scale": True, "frozen": False}
 
@@ -98,3 +99,50 @@ def layer_normalization(ctx: Ctx) -> Port:
     modules = {attr: norm, **weighted}
     return Port(ctx.out_shape, [forward], modules=modules, state=read, penalties=regs,
                 notes=[f"{layer.name}: nn.LayerNorm with Keras's eps {layer.epsilon} (torch's default: 1e-5)"])
+
+
+def _cast(ctx: Ctx, value) -> np.ndarray:
+    """``backend.cast(value, dtype)`` as Keras computes it (TensorFlow rounds a Python float through float32)."""
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(value, ctx.dtype)), np.float64)
+
+
+def _constant(values: np.ndarray) -> str:
+    if values.ndim == 0:
+        return repr(float(values))
+    return f"torch.tensor({[float(v) for v in values.ravel()]!r}).view{tuple(values.shape)}.to({{x}}.dtype)"
+
+
+@register(kl.Rescaling, layout="keras")
+def rescaling(ctx: Ctx) -> Port:
+    layer = ctx.layer
+    # Keras: cast(inputs, dtype) * cast(scale, dtype) + cast(offset, dtype), scale and offset broadcast
+    # against the channels-last input (a list scale is one factor per channel).
+    scale, offset = _cast(ctx, layer.scale), _cast(ctx, layer.offset)
+    expr = f"{{x}}.to(torch.{ctx.dtype}) * {_constant(scale)}"
+    if offset.ndim or float(offset) != 0.0:
+        expr += f" + {_constant(offset)}"
+    return Port(ctx.out_shape, ["{y} = " + expr],
+                notes=[f"{layer.name}: Rescaling(scale, offset) with the factors cast as Keras casts them"])
+
+
+@register(kl.Normalization, layout="keras")
+def normalization(ctx: Ctx) -> Port:
+    import keras
+
+    layer, attr = ctx.layer, ctx.attr
+    mean = np.asarray(keras.ops.convert_to_numpy(layer.mean))
+    # max(√var, ε): ε = backend.epsilon() as ops.maximum converts it (a Python float: float32 first on TF).
+    zero = keras.ops.zeros((), ctx.dtype)
+    eps = float(keras.ops.convert_to_numpy(keras.ops.maximum(zero, keras.backend.epsilon())))
+    args = [str(tuple(mean.shape)), repr(eps)] + (["invert=True"] if layer.invert else [])
+
+    def read():
+        return {f"{attr}.mean": np.asarray(keras.ops.convert_to_numpy(layer.mean)),
+                f"{attr}.variance": np.asarray(keras.ops.convert_to_numpy(layer.variance))}
+
+    return Port(ctx.out_shape, [f"{{y}} = self.{attr}({{x}})"],
+                modules={attr: f"KerasNormalization({', '.join(args)})"}, state=read, helpers=(KerasNormalization,),
+                notes=[f"{layer.name}: Normalization{' (invert)' if layer.invert else ''} with Keras's mean and "
+                       "variance as buffers (not trained), ε = keras.backend.epsilon() as in Keras"])

@@ -51,3 +51,19 @@ class KerasBatchNorm(nn.Module):
             inv = inv * self.weight.view(shape)
         shift = -mean * inv if self.bias is None else self.bias.view(shape) - mean * inv
         return x * inv + shift
+
+
+class KerasNormalization(nn.Module):
+    """keras.layers.Normalization with its statistics fixed (adapted, or given): (x − mean) / max(√var, ε),
+    or, with ``invert``, mean + x·max(√var, ε). ``mean`` and ``variance`` are buffers of Keras's
+    broadcast shape (1, ..., C): weights that no optimizer moves, as in Keras."""
+
+    def __init__(self, shape, eps, invert=False):
+        super().__init__()
+        self.eps, self.invert = eps, invert
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("variance", torch.ones(shape))
+
+    def forward(self, x):
+        scale = torch.clamp(torch.sqrt(self.variance), min=self.eps)
+        return self.mean + x * scale if self.invert else (x - self.mean) / scale
