@@ -9,7 +9,8 @@ from l2compare.cli_port import UsageError
 def add_parser(sub) -> None:
     store = sub.add_parser("store", help="check a results store for damaged lines, duplicate keys and records of "
                                          "other code; repair moves damaged lines to PATH.damaged, keeps every record")
-    store.add_argument("action", choices=("check", "repair"))
+    store.add_argument("action", choices=("check", "repair"),
+                       help="check: list what is wrong (exit 1 if there is something to repair); repair: fix it")
     store.add_argument("path", type=Path, metavar="PATH", help="a .jsonl store, or a results folder (each .jsonl in it)")
 
 

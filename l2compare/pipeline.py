@@ -190,9 +190,10 @@ def _summary(outcomes: dict[str, workers.Outcome], written, out: Path, seconds: 
     ran = sum(o.ran for o in outcomes.values())
     reused = len({k for o in outcomes.values() for k in o.keys}) - ran - len(errors)
     diverged = sum(r.get("status") == "diverged" for r in records.values())
-    print(f"\nl2compare: {ran} runs ran, {reused} reused from {out / RUNS}"
-          + (f", {meanwhile} stored first by another writer (reused)" if meanwhile else "")
-          + (f", {diverged} diverged" if diverged else "") + (f", {len(errors)} FAILED" if errors else ""))
+    print(f"\nl2compare: {ran} runs ran"
+          + (f" ({meanwhile} of them stored first by another writer: its records kept)" if meanwhile else "")
+          + f", {reused} reused from {out / RUNS}" + (f", {diverged} diverged" if diverged else "")
+          + (f", {len(errors)} FAILED" if errors else ""))
     for name, outcome in outcomes.items():
         print(f"  {name:8s} {len(outcome.keys):4d} runs")
     if parity is not None:

@@ -41,6 +41,7 @@ def one_error_line(capsys) -> str:
 
 
 def test_check_lists_each_finding_and_what_it_means(damaged, capsys):
+    (damaged / ".tmp.runs.jsonl.123.abcd.jsonl").write_text("{half")  # a writer's leftover: no store
     assert cli.main(["store", "check", str(damaged)]) == 1
     out = capsys.readouterr().out.splitlines()
     runs = str(damaged / "runs.jsonl")

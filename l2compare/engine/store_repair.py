@@ -52,9 +52,10 @@ class Report:
 
 
 def stores_in(path: Path) -> list[Path]:
-    """The stores ``path`` names: itself if a file, else every ``*.jsonl`` in that folder."""
+    """The stores ``path`` names: itself if a file, else every ``*.jsonl`` in that folder (not a writer's
+    leftover temp file, ``.tmp.*``)."""
     if path.is_dir():
-        return sorted(path.glob("*.jsonl"))
+        return sorted(p for p in path.glob("*.jsonl") if not p.name.startswith(".tmp."))
     if not path.exists():
         raise FileNotFoundError(path)
     return [path]
