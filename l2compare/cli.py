@@ -20,7 +20,7 @@ from l2compare.core.spec import SpecError
 from l2compare import cli_store
 from l2compare.engine import experiments
 from l2compare.engine.files import FileFault
-from l2compare.engine.store_format import StoreDamaged
+from l2compare.engine.store_format import StoreError
 from l2compare import __version__
 # UsageError is defined beside port and verify, which raise it too: one class for every command.
 from l2compare.cli_port import VERIFY_OPTIMIZERS, UsageError, cmd_port, cmd_verify
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, SpecError, DatasetError) as exc:
         print(f"l2compare: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (StoreDamaged, FileFault) as exc:  # the user's files or disk, not a bug: one line, no traceback
+    except (StoreError, FileFault) as exc:  # the user's files or disk, not a bug: one line, no traceback
         print(f"l2compare: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

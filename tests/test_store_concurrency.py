@@ -116,6 +116,11 @@ def test_a_file_rewritten_in_place_is_read_again(tmp_path):
     store.append(rec("a3"))  # no longer stored
     with pytest.raises(ValueError, match="'a4' is already stored"):
         store.append(rec("a4"))
+    with path.open("r+") as f:  # a middle line changed in place, the last one not: a2 is now a5
+        f.write(path.read_text().replace('"a2"', '"a5"'))
+    store.append(rec("a2"))
+    with pytest.raises(ValueError, match="'a5' is already stored"):
+        store.append(rec("a5"))
     other = RunStore(path)
     other.replace([rec("a1")])  # a new file (another inode)
     store.append(rec("a2"))

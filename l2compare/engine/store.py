@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from l2compare.engine.files import fault, fsync_dir
-from l2compare.engine.store_format import Parsed, StoreDamaged, parse, serialize
+from l2compare.engine.store_format import Parsed, StoreDamaged, StoreError, decode, parse, serialize
 
-__all__ = ["RunStore", "StoreDamaged"]
+__all__ = ["RunStore", "StoreDamaged", "StoreError"]
 
 RESUME = "fix the cause (free disk space, say) and run the same command again: it resumes"
 
@@ -163,11 +163,12 @@ class RunStore:
             with self._locked(os.O_RDWR | os.O_APPEND | os.O_CREAT, fcntl.LOCK_EX) as fd:
                 # Check and write under the same lock, so two writers cannot both decide that a key is new.
                 parsed = self._catch_up(fd)
-                span = self._keys.get(record["key"])
-                if span is not None:
-                    stored = json.loads(os.pread(fd, span[1], span[0]))
-                else:
-                    stored = None
+                stored = self._stored(fd, record["key"])
+                if stored is None and record["key"] in self._keys:  # changed in place under our marks
+                    self._keys, self._seen = {}, None
+                    parsed = self._catch_up(fd)
+                    stored = self._stored(fd, record["key"])
+                if stored is None:
                     if parsed.torn:
                         warnings.warn(f"{self.path}: removing a torn last line ({parsed.torn} bytes) before appending")
                         os.ftruncate(fd, parsed.good_end)
@@ -180,12 +181,18 @@ class RunStore:
             return record
         return self._reused(record, stored)
 
+    def _stored(self, fd: int, key: str) -> dict | None:
+        """The record stored under ``key``, as far as this object has read the file (None if none)."""
+        span = self._keys.get(key)
+        record = decode(os.pread(fd, span[1], span[0])) if span else None
+        return record if record is not None and record["key"] == key else None
+
     def _reused(self, record: dict, stored: dict) -> dict:
         key = record["key"]
         if self.on_reused is None:
             raise ValueError(f"{self.path}: key {key!r} is already stored")
         if stored.get("code") != record.get("code"):  # a key hashes its code: a hand edit, or a foreign writer
-            raise ValueError(f"{self.path}: key {key!r} is stored by other code ({stored.get('code')}, this run's "
+            raise StoreError(f"{self.path}: key {key!r} is stored by other code ({stored.get('code')}, this run's "
                              f"is {record.get('code')}); `l2compare store check {self.path}` says more")
         self.on_reused(stored)
         return stored

@@ -11,10 +11,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["StoreDamaged", "Parsed", "parse", "decode", "serialize"]
+__all__ = ["StoreError", "StoreDamaged", "Parsed", "parse", "decode", "serialize"]
 
 
-class StoreDamaged(ValueError):
+class StoreError(ValueError):
+    """A store whose content stops a command (the CLI prints it as one line, exit 2)."""
+
+
+class StoreDamaged(StoreError):
     """A line that is not a record, and not the last line (so not a torn write)."""
 
     def __init__(self, path: Path, line: int, offset: int):
