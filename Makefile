@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# One pytest-xdist worker per core (TEST_WORKERS), each framework single-threaded in it (conftest.py).
+# --dist loadscope: a test file runs whole on one worker, so a module fixture (a probe's processes, a
+# parity grid, a Ray instance) is set up once. Not loadgroup: with pytest 9.2 its xdist_group marks are
+# silently ignored (pytest-xdist issue #1386: it rewrites a node id pytest no longer reads).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest tests comparisons
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope tests comparisons
 
 # The cross-framework proofs again under emulated CPUs (oneDNN capped at AVX2 / SSE4.1, ATen's
 # DEFAULT / AVX2 kernels) and 2 threads: each must pass (scripts/test_cpus.sh says what each changes).

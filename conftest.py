@@ -15,6 +15,22 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _jax_compilation_cache(tmp_path_factory):
+    """A persistent JAX compilation cache for this test session, in its temporary folder: every JAX
+    process the tests start (probes, Keras-on-JAX workers, Ray's workers) inherits it, and the same train
+    step compiled by one is loaded by the next. Every entry is kept (min compile time 0, no size floor):
+    the steps here compile in well under JAX's default 1 s threshold. Under pytest-xdist the workers
+    share their run's folder (their base temps are its subfolders). Set before any test starts a
+    process; this process itself imports no JAX on import."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "jax-cache"
+    folder.mkdir(exist_ok=True)
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(folder))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _fixed_threads():
     """Both frameworks get THREADS threads, set once before either runs an op."""
     from keras_impl.seeding import set_threads as keras_threads
@@ -38,3 +54,4 @@ def torch_seed():
     from torch_impl.seeding import seed_everything
 
     return seed_everything
+

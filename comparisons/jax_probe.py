@@ -102,57 +102,97 @@ def threads(args) -> dict:
             "busy": [[name, round(seconds, 3)] for seconds, name in busy if seconds > 0]}
 
 
+def xla_isa() -> dict:
+    """Which instructions XLA's CPU code generator may use in this process: the host's (Linux
+    /proc/cpuinfo flags) under XLA's own cap (``XLA_FLAGS=--xla_cpu_max_isa=SSE4_2|AVX|AVX2|AVX512...``)."""
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = set(next((line for line in f if line.startswith("flags")), ":").split(":", 1)[1].split())
+    except OSError:
+        pass
+    cap = next((word.split("=", 1)[1] for word in os.environ.get("XLA_FLAGS", "").split()
+                if word.startswith("--xla_cpu_max_isa=")), None)
+    # FMA3 arrives with AVX2 on every x86 CPU that has both; XLA's AVX2 level is the first that emits it.
+    capped_below_fma = cap is not None and cap.upper() in ("SSE4_2", "AVX")
+    return {"max_isa": cap, "host_fma": "fma" in flags, "avx512f": "avx512f" in flags,
+            "fma": "fma" in flags and not capped_below_fma}
+
+
 def xla(args) -> dict:
     """One optimizer step from the same weights on the same batch, compiled by XLA (jit_compile=True) and
-    op by op (jit_compile=False), for each case; and the XLA step once more, to show it repeats."""
+    op by op (jit_compile=False), for each case; the XLA step once more, to show it repeats; op by op
+    again on the batch in reverse order (the same step, its batch sums in another float32 order); and,
+    last, the same step in float64 (JAX's x64 mode): the exact step the float32 ones round."""
     pinned = pin_cores(args.pin, 0) if args.pin else None
     import keras
     import numpy as np
 
-    def build(kind: str):
-        l2 = keras.regularizers.l2(0.01)
+    def build(kind: str, dtype: str):
+        # float64: λ as float32 holds it, as the float32 model applies it (a float32 multiply).
+        l2 = keras.regularizers.l2(0.01 if dtype == "float32" else float(np.float32(0.01)))
+        dense = dict(kernel_regularizer=l2, dtype=dtype)
         if kind == "mlp":
-            layers = [keras.Input((64,)), keras.layers.Dense(64, activation="relu", kernel_regularizer=l2),
-                      keras.layers.Dense(10, activation="softmax", kernel_regularizer=l2)]
+            layers = [keras.Input((64,), dtype=dtype), keras.layers.Dense(64, activation="relu", **dense),
+                      keras.layers.Dense(10, activation="softmax", **dense)]
         else:  # a small CNN on 8×8 images
-            layers = [keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, activation="relu", kernel_regularizer=l2),
-                      keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax", kernel_regularizer=l2)]
+            layers = [keras.Input((8, 8, 1), dtype=dtype), keras.layers.Conv2D(8, 3, activation="relu", **dense),
+                      keras.layers.Flatten(dtype=dtype), keras.layers.Dense(10, activation="softmax", **dense)]
         return keras.Sequential(layers)
 
-    def step(kind, opt, start, x, y, jit):
-        model = build(kind)
-        model.set_weights(start)
-        optimizer = keras.optimizers.SGD(0.01) if opt == "sgd" else keras.optimizers.Adam(0.01)
+    def step(kind, opt, start, x, y, jit, dtype="float32"):
+        model = build(kind, dtype)
+        model.set_weights([w.astype(dtype) for w in start])
+        if opt == "sgd":   # the float32 run's lr is a float32 variable: the float64 step gets its value
+            optimizer = keras.optimizers.SGD(0.01 if dtype == "float32" else float(np.float32(0.01)))
+        else:   # Adam with every constant exact in float32, (1 − β2)^½ / (1 − β1) included: else its float32
+            # rounding (1 − β2 cast first: 1.3e-5 relative) moves every weight alike, XLA's and op by op's
+            optimizer = keras.optimizers.Adam(2**-7, beta_1=0.875, beta_2=1 - 2**-8, epsilon=2**-23)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", jit_compile=jit)
-        model.train_on_batch(x, y)
-        return np.concatenate([np.asarray(w, np.float32).ravel() for w in model.get_weights()])
+        model.train_on_batch(x.astype(dtype), y)
+        return np.concatenate([np.asarray(w, np.float64).ravel() for w in model.get_weights()])
 
-    out = {"mode": "xla", "backend": keras.backend.backend(), "pinned": list(pinned) if pinned else None, "cases": {}}
+    out = {"mode": "xla", "backend": keras.backend.backend(), "pinned": list(pinned) if pinned else None,
+           "isa": xla_isa(), "cases": {}}
+    inputs, steps = {}, {}
     for case in args.cases.split(","):
         kind, opt = case.split("_")
         rng = np.random.default_rng(0)
-        shapes = [tuple(w.shape) for w in build(kind).weights]
+        shapes = [tuple(w.shape) for w in build(kind, "float32").weights]
         start = [(rng.normal(size=s) * (0.3 if len(s) > 1 else 0.1)).astype("float32") for s in shapes]
         x = rng.random((32, 64) if kind == "mlp" else (32, 8, 8, 1)).astype("float32")
         y = rng.integers(0, 10, 32)
-        w0 = np.concatenate([w.ravel() for w in start])
-        xla_w, again, eager_w = step(kind, opt, start, x, y, True), step(kind, opt, start, x, y, True), \
-            step(kind, opt, start, x, y, False)
+        inputs[case] = (kind, opt, start, x, y)
+        steps[case] = {"xla": step(kind, opt, start, x, y, True), "again": step(kind, opt, start, x, y, True),
+                       "eager": step(kind, opt, start, x, y, False),
+                       "reordered": step(kind, opt, start, x[::-1].copy(), y[::-1].copy(), False)}
+    import jax
+
+    jax.config.update("jax_enable_x64", True)   # only now: x64 changes how JAX traces float32 code too
+    for case, (kind, opt, start, x, y) in inputs.items():
+        s, exact = steps[case], step(kind, opt, start, x, y, False, "float64")
+        w0 = np.concatenate([w.ravel() for w in start]).astype(np.float64)
+        xla_w, eager_w = s["xla"], s["eager"]
+        # Units: float32 ulps of the larger of the weight before and after the step, the scale of
+        # w − step (where a weight crosses or nears zero, a step one ulp apart is many ulps of the small
+        # result); and, for the record, ulps of the result alone.
+        scale = np.spacing(np.maximum(np.abs(w0), np.abs(eager_w)).astype(np.float32)).astype(np.float64)
         diff = np.abs(xla_w - eager_w)
-        # Two units: ulps of the weight after the step, and ulps of the larger of the weight before and
-        # after (the scale of w − step: where a weight crosses or nears zero, a step one ulp apart is
-        # many ulps of the small result).
-        ulps_after = diff / np.spacing(np.abs(eager_w))
-        ulps_scale = diff / np.spacing(np.maximum(np.abs(w0), np.abs(eager_w)))
-        worst = int(np.argmax(ulps_after))
+        rounded = exact.astype(np.float32).astype(np.float64)   # the exact step, correctly rounded
+
+        def error(w) -> dict:
+            """One float32 step against the exact one: the worst ulps of scale, and the weights that are
+            not the correctly rounded exact weight."""
+            return {"max_ulps": float((np.abs(w - exact) / scale).max()), "misrounded": int((w != rounded).sum())}
+
         out["cases"][case] = {
-            "n": int(diff.size), "differ": int((diff > 0).sum()), "frac": float((diff > 0).mean()),
-            "max_abs": float(diff.max()), "max_ulps": float(ulps_scale.max()), "max_ulps_after": float(ulps_after.max()),
-            "worst_after": {"w_before": float(w0[worst]), "w_after": float(eager_w[worst]),
-                            "ulps": float(ulps_after[worst])},
-            "repeats": bool(np.array_equal(xla_w, again)), "moved": float(np.abs(eager_w - w0).max()),
-            "xla_sha": hashlib.sha256(xla_w.tobytes()).hexdigest()[:16],
-            "eager_sha": hashlib.sha256(eager_w.tobytes()).hexdigest()[:16]}
+            "n": int(diff.size), "differ": int((diff > 0).sum()), "max_abs": float(diff.max()),
+            "max_ulps": float((diff / scale).max()),
+            "max_ulps_after": float((diff / np.spacing(np.abs(eager_w).astype(np.float32))).max()),
+            "error": {name: error(s[name]) for name in ("xla", "eager", "reordered")},
+            "repeats": bool(np.array_equal(xla_w, s["again"])), "moved": float(np.abs(eager_w - w0).max()),
+            "xla_sha": hashlib.sha256(xla_w.astype(np.float32).tobytes()).hexdigest()[:16],
+            "eager_sha": hashlib.sha256(eager_w.astype(np.float32).tobytes()).hexdigest()[:16]}
     return out
 
 

@@ -22,9 +22,23 @@ def _probe(backend: str, *flags: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
-def facts() -> dict:
-    return {backend: _probe(backend) for backend in BACKENDS}
+@pytest.fixture(scope="session")
+def probe():
+    """``probe(backend, *flags)``: each distinct probe runs once per session (a process start and a
+    backend import each, seconds apiece); the tests below read the same measurement."""
+    done: dict = {}
+
+    def run(backend: str, *flags: str) -> dict:
+        if (backend, flags) not in done:
+            done[backend, flags] = _probe(backend, *flags)
+        return done[backend, flags]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def facts(probe) -> dict:
+    return {backend: probe(backend) for backend in BACKENDS}
 
 
 def test_each_probe_ran_on_its_backend(facts):
@@ -59,15 +73,15 @@ def test_jit_compile_auto_resolves_per_backend(facts):
     assert {b: f["jit_compile"] for b, f in facts.items()} == {"tensorflow": False, "jax": True, "torch": False}
 
 
-def test_float64_needs_x64_on_jax():
+def test_float64_needs_x64_on_jax(probe):
     """A float64 Keras model on JAX computes in float32 unless jax_enable_x64 is on; with it, a Dense
     layer is a float64 matmul to the last bit."""
-    without, with_x64 = _probe("jax")["float64"], _probe("jax", "--x64")["float64"]
+    without, with_x64 = probe("jax")["float64"], probe("jax", "--x64")["float64"]
     assert without["dtype"] == "float32" and without["dense_error"] > 1e-9
     assert with_x64["dtype"] == "float64" and with_x64["dense_error"] <= 1e-15
 
 
-def test_float64_hyperparameters_are_rounded_through_float32_on_tensorflow_only(facts):
+def test_float64_hyperparameters_are_rounded_through_float32_on_tensorflow_only(facts, probe):
     """TensorFlow turns a Python float into a float32 tensor before casting it to a float64 variable
     (momentum 0.9 -> 0.8999999762, λ 0.01 -> 0.0099999998); JAX (with x64) and torch cast it exactly. A
     float64 port of Keras on TensorFlow rounds them the same way (torch_impl.optim), of Keras on JAX or
@@ -78,7 +92,7 @@ def test_float64_hyperparameters_are_rounded_through_float32_on_tensorflow_only(
     rounded = {"momentum": float(np.float32(0.9)), "l2": float(np.float32(0.01))}
     assert facts["tensorflow"]["casts"] == rounded
     assert facts["torch"]["casts"] == {"momentum": 0.9, "l2": 0.01}
-    assert _probe("jax", "--x64")["casts"] == {"momentum": 0.9, "l2": 0.01}
+    assert probe("jax", "--x64")["casts"] == {"momentum": 0.9, "l2": 0.01}
     assert rounded["momentum"] != 0.9 and rounded["l2"] != 0.01
 
 

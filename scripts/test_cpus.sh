@@ -3,14 +3,24 @@
 # which checks that each setting took effect) as if on other CPUs and another thread count.
 # A test that passes only on this machine's kernels is a defect (DESIGN.md).
 #
-# What each environment changes, measured on this machine (AMD EPYC, AVX-512; torch 2.13 / TF 2.21,
-# TF_ENABLE_ONEDNN_OPTS=0 as the project sets it) by hashing op outputs against the default run:
+# What each environment changes, measured on an AMD EPYC with AVX-512 (torch 2.13 / TF 2.21,
+# TF_ENABLE_ONEDNN_OPTS=0 as the project sets it; XLA's caps: on one with AVX2 only) by hashing op
+# outputs against the default run:
 #   onednn-avx2   ONEDNN_MAX_CPU_ISA=AVX2: oneDNN's JIT kernels capped at AVX2 (default: avx512_core).
 #                 torch float32 conv2d forward and backward (mkldnn: jit:avx512_core -> jit:avx2) and,
 #                 despite TF_ENABLE_ONEDNN_OPTS=0, TensorFlow float32 matmul and conv (its Eigen
 #                 contractions call oneDNN's sgemm) change bits. float64, and torch's matmul (MKL), do not.
+#                 Joined by XLA_FLAGS=--xla_cpu_max_isa=AVX2, XLA's own cap (JAX; jaxlib's flag text:
+#                 SSE4_2, AVX, AVX2, AVX512, AVX512_VNNI, AVX512_BF16, AMX, AMX_FP16): an AVX2 CPU for
+#                 every library. Measured on an AVX2 host without AVX-512 (AMD EPYC, jaxlib 0.10.2), by
+#                 hashing the weights after comparisons/jax_probe.py xla's steps: no change there (AVX2 is
+#                 that host's own level); on an AVX-512 host it turns XLA's AVX-512 code into AVX2 code.
 #   onednn-sse41  ONEDNN_MAX_CPU_ISA=SSE41: the same ops again, now on SSE4.1 (torch's convolution
 #                 falls back to oneDNN's gemm-based one); bits differ from both of the above.
+#                 Joined by XLA_FLAGS=--xla_cpu_max_isa=SSE4_2: on the AVX2 host, every JAX step's
+#                 weights change bits, compiled (jit_compile=True) and op by op alike, and the two become
+#                 the same bits (no FMA below AVX2; AVX alone measured the same as SSE4_2):
+#                 comparisons/test_xla.py asserts each side of that per the ISA the probe reports.
 #   aten-default  ATEN_CPU_CAPABILITY=default: ATen's non-vectorized kernels (torch reports DEFAULT;
 #                 default here AVX512): elementwise and softmax kernels, e.g. log_softmax changes bits.
 #                 Convolutions and matmuls (oneDNN, MKL) and TensorFlow are untouched.
@@ -32,8 +42,8 @@ LOGS=$(mktemp -d "${TMPDIR:-/tmp}/l2compare-test-cpus.XXXXXX")
 ONE="L2COMPARE_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1"
 TWO="L2COMPARE_THREADS=2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2"
 declare -A ENVS=(
-    [onednn-avx2]="$ONE ONEDNN_MAX_CPU_ISA=AVX2"
-    [onednn-sse41]="$ONE ONEDNN_MAX_CPU_ISA=SSE41"
+    [onednn-avx2]="$ONE ONEDNN_MAX_CPU_ISA=AVX2 XLA_FLAGS=--xla_cpu_max_isa=AVX2"
+    [onednn-sse41]="$ONE ONEDNN_MAX_CPU_ISA=SSE41 XLA_FLAGS=--xla_cpu_max_isa=SSE4_2"
     [aten-default]="$ONE ATEN_CPU_CAPABILITY=default"
     [aten-avx2]="$ONE ATEN_CPU_CAPABILITY=avx2"
     [threads-2]="$TWO"
@@ -46,7 +56,7 @@ run_one() {
     local name=$1 start=$SECONDS rc=0
     shift  # the rest: extra pytest arguments
     # shellcheck disable=SC2086  # ENVS values are word lists of VAR=value
-    env -u ONEDNN_MAX_CPU_ISA -u DNNL_MAX_CPU_ISA -u ATEN_CPU_CAPABILITY ${ENVS[$name]} \
+    env -u ONEDNN_MAX_CPU_ISA -u DNNL_MAX_CPU_ISA -u ATEN_CPU_CAPABILITY -u XLA_FLAGS ${ENVS[$name]} \
         "$PYTHON" -m pytest comparisons tests/test_machine.py -q --basetemp="$LOGS/$name.tmp" "$@" \
         >"$LOGS/$name.log" 2>&1 || rc=$?
     echo "$rc" >"$LOGS/$name.rc"

@@ -113,8 +113,11 @@ Where a backend is not exact, the backend is why, not the recipe:
   reaches a float64 variable as 0.8999999762 on TensorFlow, as 0.9 on JAX and torch, and λ likewise. A float64 port
   of Keras on JAX or torch must not round them; the grids above mirror each backend's cast
   ({PROOF['casts_port']}).
-- **`jit_compile="auto"` is XLA on JAX only** ({PROOF['jit']}); XLA fuses float32 arithmetic, which moves single
-  steps by a few units in the last place ({PROOF['xla']}); the float32 verdict allows for each side's own rounding.
+- **`jit_compile="auto"` is XLA on JAX only** ({PROOF['jit']}). Whether XLA's float32 step differs from op by op is
+  a fact of the CPU: where XLA may emit fused multiply-adds (x86 AVX2 and up) it moves single steps by a few units in
+  the last place, no more than summing the batch in another order does; capped below that
+  (`XLA_FLAGS=--xla_cpu_max_isa=SSE4_2` or `AVX`) it gives op by op's bits ({PROOF['xla']}). Records name the CPU;
+  the float32 verdict allows for each side's own rounding either way.
 - **Cross-entropy on a softmax output is clipped to [1e-7, 1−1e-7] on torch and JAX, not on TensorFlow**
   ({PROOF['clip']}): a confidently wrong sample gets zero gradient on those backends, where TensorFlow still corrects it.
 - **Optimizer `weight_decay` is computed as w·(1 − wd·lr) on torch, w − w·wd·lr on TensorFlow and JAX**
