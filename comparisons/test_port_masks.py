@@ -133,7 +133,8 @@ def test_attention_with_a_padding_mask(dtype, keras_seed):
     km = keras.Model(inp, a)
     _randomize(km, 13)
     tm = portcheck.assert_forward(km, TOKENS)
-    assert "mha_attend" not in tm.port.source and "_attend = " in tm.port.source
+    attend = next(line for line in tm.port.source.splitlines() if "_attend = " in line)
+    assert "[:, None, :, None]" in attend and "[:, None, None, :]" in attend, attend   # query & key masks
     assert np.isfinite(tm(*portcheck._as_torch(TOKENS)).detach().numpy()).all()
 
 

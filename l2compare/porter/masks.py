@@ -8,7 +8,9 @@ not support masking drops it (Keras warns). ``MultiHeadAttention`` gives its out
 and *clears* the masks of the tensors it read (``backend.set_keras_mask(query, None)``): when the
 model runs, a residual ``Add([x, attention(x, x)])`` then sees no mask on ``x``, though the symbolic
 graph still shows one (measured). So the masks here are computed from these rules, node by node in
-Keras's order, never read from the symbolic tensors' ``_keras_mask``.
+Keras's order, never read from the symbolic tensors' ``_keras_mask``. Where Keras recorded the mask
+as a node's ``mask`` argument (a layer called on one tensor: an RNN, GlobalAveragePooling1D), that
+recorded tensor is what Keras uses when the model runs, and ``mask_of`` reads it first.
 
 In the generated file a mask is a torch bool tensor (N, T), the same polarity as Keras's. The
 layers that use a mask read it from ``ctx.masks`` (one variable name or None per input).

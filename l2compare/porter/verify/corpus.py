@@ -248,11 +248,11 @@ def transformer_text(d):
 def lstm_masked(d):
     """The keras.io LSTM text classifier over padded sequences: Embedding(mask_zero=True), whose mask
     the Bidirectional LSTM and the LSTM after it carry (index 0 is padding, gaps included)."""
-    i = keras.Input((7,), dtype="int32")
-    x = kl.Embedding(20, 5, mask_zero=True, embeddings_regularizer=_l2(1e-4), dtype=d)(i)
-    x = kl.Bidirectional(kl.LSTM(4, return_sequences=True, kernel_regularizer=_l2(), recurrent_regularizer=_l2(),
+    i = keras.Input((5,), dtype="int32")   # short: the masked step loop runs in Python, step by step
+    x = kl.Embedding(20, 4, mask_zero=True, embeddings_regularizer=_l2(1e-4), dtype=d)(i)
+    x = kl.Bidirectional(kl.LSTM(3, return_sequences=True, kernel_regularizer=_l2(), recurrent_regularizer=_l2(),
                                  dtype=d), dtype=d)(x)
-    x = kl.LSTM(4, kernel_regularizer=_l2(), dtype=d)(x)
+    x = kl.LSTM(3, kernel_regularizer=_l2(), dtype=d)(x)
     return keras.Model(i, kl.Dense(3, activation="softmax", dtype=d)(x), name="lstm_masked")
 
 
