@@ -1,33 +1,20 @@
-"""``l2compare.porter.verify.runner`` (training parity of a user's own model against its port) and
-``l2compare.porter.modelfile`` (reading a .keras file safely)."""
+"""``l2compare.porter.verify.runner``: training parity of a user's own model against its port, judged one step
+at a time (the parity grid's judge). Mistakes on a real-ish model: test_verify_sensitivity.py; files:
+test_verify_files.py; the command: test_verify_cli.py."""
 import json
 import re
-import subprocess
-import sys
-import zipfile
 
 import keras
 import numpy as np
 import pytest
 from keras import layers, regularizers
 
-from l2compare.porter import PortError, keras_to_torch, modelfile
+from comparisons.verify_models import small_cnn
+from l2compare.core.onestep import onestep_verdict, onestep_verdict64
+from l2compare.porter import keras_to_torch
 from l2compare.porter.verify import corpus
 from l2compare.porter.verify import runner as verify_mod
-from l2compare.porter.verify.runner import VerifyError, envelope_verdict, index_range, make_task, verify
-
-
-def small_cnn(dtype="float32", dropout=0.0, name="small_cnn"):
-    d = dict(dtype=dtype)
-    stack = [keras.Input((8, 8, 1), dtype=dtype),
-             layers.Conv2D(4, 3, activation="relu", kernel_regularizer=regularizers.l2(1e-3), **d),
-             layers.MaxPooling2D(2, **d),
-             layers.Flatten(**d)]
-    if dropout:
-        stack.append(layers.Dropout(dropout, **d))
-    stack.append(layers.Dense(5, activation="softmax", kernel_regularizer=regularizers.l2(1e-2),
-                              bias_regularizer=regularizers.l2(1e-3), **d))
-    return keras.Sequential(stack, name=name)
+from l2compare.porter.verify.runner import VerifyError, index_range, make_task, verify
 
 
 @pytest.fixture(scope="module")
@@ -42,101 +29,107 @@ def _by_recipe(records):
 
 # --- training parity ----------------------------------------------------------------------------
 
+def _exact(r) -> bool:
+    return r["verdict"] == "exact"
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "momentum"])
-def test_penalty_and_coupled_are_exact_in_float64(cnn, optimizer):
-    records = verify(cnn, optimizer=optimizer, dtypes=("float64",))
-    assert [(r["dtype"], r["recipe"]) for r in records] == [("float64", "penalty"), ("float64", "coupled"),
-                                                              ("float64", "stock")]
-    got = _by_recipe(records)
-    for recipe in ("penalty", "coupled"):
-        r = got[recipe]
-        assert r["verdict"] == "exact" and r["max_dw"] <= 1e-12, r
-        assert r["steps"] == 20 and len(r["max_dw_per_step"]) == 20 and r["loss_diff"] <= 1e-12
+def test_penalty_and_coupled_are_exact_in_both_dtypes(cnn, optimizer):
+    records = verify(cnn, optimizer=optimizer, steps=6)
+    assert [(r["dtype"], r["recipe"]) for r in records] == [(d, r) for d in ("float64", "float32")
+                                                              for r in ("penalty", "coupled", "stock")]
+    got = {(r["dtype"], r["recipe"]): r for r in records}
+    for (dtype, recipe), r in got.items():
+        assert r["steps"] == 6 and len(r["onestep"]["per_step"]) == 6 and len(r["max_dw_per_step"]) == 6
         assert r["regularized"] == 3 and r["layers"] == ["Conv2D", "Dense", "Flatten", "MaxPooling2D"]
-        assert r["left_out"] == [] and r["envelope_max"] < 1e-15   # float64 torch repeats itself from 1 ulp away
-    if optimizer == "adam":   # torch's Adam puts ε inside the bias correction: a finding, not exact
-        assert got["stock"]["verdict"] != "exact" and got["stock"]["max_dw"] > 1e-9, got["stock"]
-        assert any("ε inside" in n for n in got["stock"]["notes"])
-    else:                     # torch's momentum form differs from Keras's only in rounding
-        assert got["stock"]["max_dw"] <= 1e-12
+        if recipe != "stock":
+            assert _exact(r) and r["first_divergence"] is None and r["left_out"] == [], r
+            # what decided it: the one-step difference within what rounding allows, read off the record
+            assert r["onestep"]["at_worst"] <= r["onestep"]["allowed_at_worst"]
+    if optimizer == "adam":   # torch's Adam puts ε inside the bias correction: a finding, in both dtypes
+        for dtype in ("float64", "float32"):
+            stock = got[dtype, "stock"]
+            assert not _exact(stock) and stock["onestep"]["max_excess"] > 0, stock
+            assert any("ε inside" in n for n in stock["notes"])
+    else:   # torch's momentum form differs from Keras's only in rounding
+        assert _exact(got["float64", "stock"]) and _exact(got["float32", "stock"])
 
 
-def test_a_port_mistake_is_caught(cnn, monkeypatch):
-    """Coupled weight decay λ instead of 2λ (the classic mistake): no longer exact."""
-    make = verify_mod.TorchRun.make_optimizer
+def test_a_port_mistake_is_caught_at_its_first_step(cnn):
+    """Coupled weight decay λ instead of 2λ (the classic mistake), injected into the torch optimizer: not
+    exact in either dtype, from step 1, on the regularized tensors only (the rest follow from step 2)."""
+    def halved(run, model, optimizer):
+        if optimizer is not None and run.recipe == "coupled":
+            for group in optimizer.param_groups:
+                group["coupled_weight_decay"] = group.get("coupled_weight_decay", 0.0) / 2
 
-    def halved(self, model):
-        optimizer = make(self, model)
-        for group in optimizer.param_groups:
-            group["coupled_weight_decay"] = group.get("coupled_weight_decay", 0.0) / 2
-        return optimizer
-
-    monkeypatch.setattr(verify_mod.TorchRun, "make_optimizer", halved)
-    got = _by_recipe(verify(cnn, optimizer="sgd", steps=10, dtypes=("float64",)))
-    assert got["penalty"]["verdict"] == "exact"
-    # The worst tensor is a regularized one (Keras's layer names depend on what ran before).
+    got = {(r["dtype"], r["recipe"]): r for r in verify(cnn, optimizer="sgd", steps=4, recipes=("penalty", "coupled"),
+                                                        hook=halved)}
     regularized = {p.key for p in keras_to_torch(cnn).port.penalties}
-    assert got["coupled"]["verdict"] != "exact" and got["coupled"]["worst_tensor"] in regularized
-    # Where it starts: step 1, on regularized tensors only (the rest follow from step 2).
-    first = got["coupled"]["first_divergence"]
-    assert first["step"] == 1 and set(first["tensors"]) <= regularized, first
-    assert got["penalty"]["first_divergence"] is None
+    for dtype in ("float64", "float32"):
+        assert _exact(got[dtype, "penalty"]) and not _exact(got[dtype, "coupled"]), got[dtype, "coupled"]
+        first = got[dtype, "coupled"]["first_divergence"]
+        assert first["step"] == 1 and {t.split(":")[0] for t in first["tensors"]} <= regularized, first
 
 
-def test_float32_is_judged_against_torchs_own_envelope(cnn):
-    records = verify(cnn, optimizer="adam", dtypes=("float32",), steps=12)
-    got = _by_recipe(records)
-    for r in records:
-        assert r["dtype"] == "float32" and len(r["envelope_per_step"]) == 12 and r["envelope_max"] > 0
-        assert "envelope" in r["rule"]
-        expected = envelope_verdict(np.array(r["max_dw_per_step"]), np.array(r["envelope_per_step"]))
-        assert r["verdict"] == expected
-    assert got["penalty"]["verdict"] == "exact"
-    assert got["stock"]["verdict"] != "exact"   # ε's placement is far outside float32 rounding
+def test_the_verdict_is_the_shared_judges(cnn):
+    """The records' verdicts are l2compare.core.onestep's rules applied to the record's own numbers: float32
+    against both floors + SLACK, float64 against 2⁻²⁹ × the floors + 1e-12 (synthetic OneSteps in
+    test_onestep_rules)."""
+    records = verify(cnn, optimizer="adam", steps=3, dtypes=("float32",), recipes=("penalty",))
+    (r,) = records
+    assert r["dtype"] == "float32" and "one step at a time" in r["rule"]
+    assert r["verdict"] == ("exact" if r["onestep"]["max_excess"] <= 0 else "close")
+
+
+def test_onestep_rules():
+    from l2compare.core.onestep import FLOAT64_SHARE, SLACK, OneStep
+
+    zeros = np.zeros((3, 2))
+    floor = np.full((3, 2), 1e-7)
+
+    def one(cross=zeros, cross64=zeros):
+        return OneStep(["a", "b"], cross, floor / 2, floor / 2, cross64, np.full(3, np.inf))
+
+    assert onestep_verdict(one(cross=floor + SLACK)) == "exact"
+    assert onestep_verdict(one(cross=floor + 2 * SLACK)) == "close"
+    assert onestep_verdict(one(cross=np.full((3, 2), 1e-3))) == "wrong"
+    assert onestep_verdict(one(cross=np.where(np.eye(3, 2) > 0, np.nan, 0.0))) == "wrong"
+    allowed64 = FLOAT64_SHARE * 1e-7 + 1e-12
+    assert onestep_verdict64(one(cross64=np.full((3, 2), allowed64 * 0.99))) == "exact"
+    assert onestep_verdict64(one(cross64=np.full((3, 2), allowed64 * 1.01))) == "close"
+    assert onestep_verdict64(one(cross64=np.full((3, 2), 1e-3))) == "wrong"
 
 
 def test_a_bias_before_batchnorm_is_left_out_and_named():
     """Its gradient is zero up to rounding; Adam turns that noise into lr-sized steps, differently in each
-    framework, and the moving mean inherits it. Everything else stays exact. (BatchNormalization's port
-    is another family's: skipped until it is registered.)"""
-    from l2compare.porter.layers.registry import PORTERS
-
-    if layers.BatchNormalization not in PORTERS:
-        pytest.skip("BatchNormalization is not ported yet")
+    framework, and the moving mean inherits it. Everything else stays exact, and the reason is in the record."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((8, 8, 2)), layers.Conv2D(4, 3, name="conv"),
                               layers.BatchNormalization(name="bn"), layers.ReLU(), layers.Flatten(),
                               layers.Dense(3, activation="softmax", kernel_regularizer=regularizers.l2(1e-2))],
                              name="conv_bn")
-    got = {(r["dtype"], r["recipe"]): r for r in verify(model, optimizer="adam", steps=20)}
+    got = {(r["dtype"], r["recipe"]): r for r in verify(model, optimizer="adam", steps=6)}
     for dtype in ("float64", "float32"):
         r = got[dtype, "penalty"]
-        assert r["left_out"] == ["conv.bias", "bn.running_mean"] and r["verdict"] == "exact", r
-        assert any("conv.bias (gradient" in n and "zero up to rounding" in n for n in r["notes"])
-    # Left in, the noise would decide the float32 verdict: Adam's ±lr steps on noise part the two bias walks.
+        assert r["left_out"] == ["conv.bias", "bn.running_mean"] and _exact(r), r
+        assert "zero up to rounding" in r["left_out_reasons"]["conv.bias"]
+        assert r["left_out_reasons"]["bn.running_mean"] == "updated from conv.bias"
+    # Left in, the noise would decide the float32 trajectory: Adam's ±lr steps on noise part the two bias walks.
     r = got["float32", "penalty"]
     assert r["left_out_max_dw"] > 1e-5 and r["max_dw_all"] == r["left_out_max_dw"]
-    assert r["worst_tensor_all"] in ("conv.bias", "bn.running_mean")
-    assert got["float64", "stock"]["verdict"] != "exact"
-
-
-def test_envelope_rule():
-    k = verify_mod.ENVELOPE_FACTOR
-    env = np.array([1e-8, 4e-8, 2e-8, 2e-8])
-    assert envelope_verdict(k * np.array([1e-8, 4e-8, 4e-8, 0.0]), env) == "exact"   # ≤ k × running max
-    assert envelope_verdict(k * np.array([1e-8, 4e-8, 4.5e-8, 0.0]), env) == "close"
-    assert envelope_verdict(k * np.array([1.5e-8, 0.0, 0.0, 0.0]), env) == "close"  # step 1: only k·1e-8 allowed
-    assert envelope_verdict(np.array([0.0, 0.0, 0.0, 2e-3]), env) == "wrong"
-    assert envelope_verdict(np.array([0.0, np.nan, 0.0, 0.0]), env) == "wrong"
+    assert not _exact(got["float64", "stock"])
 
 
 def test_thresholds_and_hyperparameters_are_the_projects_and_keras():
+    from l2compare.parity import onestep as grid_onestep
     from l2compare.parity import runner
+    from l2compare.core import onestep as judge
     from torch_impl.optim import KERAS_DEFAULTS
 
-    # One rule for the parity grid and for a user's model (l2compare.core.verdicts), not two copies that could drift.
+    # One judge for the parity grid and for a user's model (l2compare.core), not two copies that could drift.
     assert verify_mod.trajectory_verdict is runner.trajectory_verdict
-    assert verify_mod.trajectory_verdict(1e-12) == "exact" and verify_mod.trajectory_verdict(1.1e-12) == "close"
+    assert runner.onestep_verdict is judge.onestep_verdict and grid_onestep.OneStep is judge.OneStep
     for name, cls, extra in (("adam", keras.optimizers.Adam, {}), ("adamw", keras.optimizers.AdamW, {}),
                              ("sgd", keras.optimizers.SGD, {}), ("momentum", keras.optimizers.SGD, {"momentum": 0.9})):
         config = cls(**extra).get_config()
@@ -198,19 +191,18 @@ def _embedding_key(model) -> str:
 def test_keras_sparse_adam_on_an_embedding_is_named_not_emulated():
     """gru_bidirectional's Embedding has no regularizer: Keras's Adam squares its sparse gradient per lookup
     (comparisons/test_keras_sparse_adam.py), which torch's dense Adam cannot follow. The embedding parts at
-    step 1, alone; every record of the run says so. SGD with momentum is exact."""
+    step 1, alone; every record of the run says so. (SGD with momentum on embeddings is exact: the recommender.)"""
     keras.utils.set_random_seed(5)
     model = corpus.build("gru_bidirectional", "float32")
     key = _embedding_key(model)
-    adam = verify(model, optimizer="adam", steps=4)
+    adam = verify(model, optimizer="adam", steps=3, recipes=("penalty", "coupled"))
     for r in adam:
         assert r["sparse_adam"] == [key] and any(n.startswith(f"{key}: ") and "Σ gᵢ²" in n for n in r["notes"]), r
     for r in adam:
         if r["recipe"] != "stock":   # stock Adam parts everywhere (ε's placement)
-            assert r["verdict"] != "exact" and r["first_divergence"] == {"step": 1, "tensors": [key]}, r
-    momentum = _by_recipe(verify(model, optimizer="momentum", steps=4, dtypes=("float64",)))
-    for r in momentum.values():
-        assert r["verdict"] == "exact" and r["sparse_adam"] == [] and not any("Σ gᵢ²" in n for n in r["notes"]), r
+            first = r["first_divergence"]
+            assert r["verdict"] != "exact" and first["step"] == 1, r
+            assert {t.split(":")[0] for t in first["tensors"]} == {key}, first
 
 
 def test_a_regularized_embedding_is_dense_and_exact_with_adam():
@@ -236,7 +228,13 @@ def test_given_data_is_checked_and_used(cnn):
         verify(cnn, steps=0)
     with pytest.raises(VerifyError, match="unknown optimizer 'rmsprop'"):
         verify(cnn, optimizer="rmsprop")
-    records = verify(cnn, data=(x, y), optimizer="sgd", steps=20, dtypes=("float64",))
+    with pytest.raises(VerifyError, match="fewer than one batch of 64"):
+        verify(cnn, data=(x, y), batch_size=64)
+    with pytest.raises(VerifyError, match=r"data x holds 64 NaN or infinite value\(s\); verify needs finite numbers"):
+        verify(cnn, data=(np.where(np.arange(40)[:, None, None, None] == 3, np.nan, x), y))
+    with pytest.raises(VerifyError, match="recipes must be among penalty, coupled, stock"):
+        verify(cnn, recipes=("coupled", "decoupled"))
+    records = verify(cnn, data=(x, y), optimizer="sgd", steps=20, dtypes=("float64",), recipes=("penalty",))
     assert records[0]["steps"] == 5 and records[0]["data"] == "given" and records[0]["verdict"] == "exact"
     assert any("data holds 40 samples: 5 steps of 8 (asked for 20)" in n for n in records[0]["notes"])
 
@@ -251,82 +249,7 @@ def test_records_are_json_and_the_report_renders(cnn, tmp_path):
     text = path.read_text()
     assert text.startswith("# verify: `small_cnn` from `cnn.keras`") and re.search(r"\| float32 +\| coupled +\|", text)
     header = text.splitlines()[text.splitlines().index("## Verdicts") + 2]
-    assert "max \\|Δw\\|" in header   # a pipe in a cell is escaped
+    assert "\\|Δ\\|" in header   # a pipe in a cell is escaped
+    assert "![|Δw| per step against the envelope](v.png)" in text and (tmp_path / "v.png").stat().st_size > 1000
     assert re.search(r"float32 +stock", verify_report.text_table(records))
-
-
-# --- reading .keras files -----------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    """A good .keras file, and a truncated copy."""
-    folder = tmp_path_factory.mktemp("models")
-    keras.utils.set_random_seed(0)
-    good = folder / "cnn.keras"
-    small_cnn().save(good)
-    truncated = folder / "truncated.keras"
-    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    return good, truncated
-
-
-def test_a_good_file_loads_with_its_weights(saved):
-    good, _ = saved
-    model = modelfile.load(good)
-    keras.utils.set_random_seed(0)
-    assert [w.shape for w in model.weights] == [w.shape for w in small_cnn().weights]
-    reloaded = keras.saving.load_model(good, compile=False)
-    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(model.weights, reloaded.weights))
-
-
-def test_bad_files_are_refused_in_one_line_naming_the_file(saved, tmp_path):
-    _, truncated = saved
-    text = tmp_path / "notes.keras"
-    text.write_text("not a model")
-    other_zip = tmp_path / "other.keras"
-    with zipfile.ZipFile(other_zip, "w") as z:
-        z.writestr("readme.txt", "hello")
-    h5 = tmp_path / "old.h5"
-    h5.write_bytes(b"\x89HDF\r\n")
-    cases = [(tmp_path / "missing.keras", "no such file"), (text, "not a .keras file (not a zip archive"),
-             (truncated, "not a .keras file (not a zip archive"), (other_zip, "a zip archive, but not a Keras model"),
-             (h5, "the legacy HDF5 format"), (tmp_path, "is a folder")]
-    for path, message in cases:
-        with pytest.raises(PortError) as info:
-            modelfile.load(path)
-        assert str(info.value).startswith(f"{path}: ") and message in str(info.value), str(info.value)
-        assert "\n" not in str(info.value)
-
-
-CUSTOM = """
-import keras
-@keras.saving.register_keras_serializable(package="l2compare_test")
-class MyLayer(keras.layers.Layer):
-    def call(self, x):
-        return 2 * x
-"""
-
-
-def test_a_custom_layer_is_refused_registered_or_not(tmp_path):
-    namespace = {}
-    exec(CUSTOM, namespace)
-    try:
-        model = keras.Sequential([keras.Input((4,)), namespace["MyLayer"](), layers.Dense(2)], name="custom")
-        path = tmp_path / "custom.keras"
-        model.save(path)
-        with pytest.raises(PortError, match=r"custom\.keras: unknown layer 'MyLayer' .*cannot be ported"):
-            modelfile.load(path)   # still registered in this process: refused all the same
-    finally:
-        keras.saving.get_custom_objects().pop("l2compare_test>MyLayer", None)
-    # A fresh process, where the class was never defined.
-    code = ("from porter import modelfile, PortError\n"
-            f"try:\n    modelfile.load({str(path)!r})\nexcept PortError as e:\n    print(e)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert "unknown layer 'MyLayer'" in done.stdout and "cannot be ported" in done.stdout, done.stderr[-2000:]
-
-
-def test_a_lambda_layer_is_refused_without_running_its_code(tmp_path):
-    model = keras.Sequential([keras.Input((3,)), layers.Lambda(lambda x: x + 1), layers.Dense(2)], name="with_lambda")
-    path = tmp_path / "lambda.keras"
-    model.save(path)
-    with pytest.raises(PortError, match=r"Lambda layer 'lambda.*' holds Python code.*cannot be ported"):
-        modelfile.load(path)
+    assert "a different computation" not in text   # every verdict is exact: nothing says otherwise

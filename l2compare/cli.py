@@ -23,7 +23,7 @@ from l2compare.engine.files import FileFault
 from l2compare.engine.store_format import StoreError
 from l2compare import __version__
 # UsageError is defined beside port and verify, which raise it too: one class for every command.
-from l2compare.cli_port import VERIFY_OPTIMIZERS, UsageError, cmd_port, cmd_verify
+from l2compare.cli_port import VERIFY_OPTIMIZERS, UsageError, add_verify_parser, cmd_port, cmd_verify
 
 EXIT_USAGE = 2
 
@@ -146,19 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     port.add_argument("-o", "--out", type=Path, default=None,
                       help="the .py file to write (default: <model>_torch.py in the current folder)")
 
-    verify = sub.add_parser("verify", help="train a .keras model and its PyTorch port side by side: a verdict per "
-                                           "dtype and torch recipe")
-    verify.add_argument("model", type=Path, metavar="MODEL.keras")
-    verify.add_argument("--data", default=None, metavar="npz:PATH",
-                        help="arrays x and y (default: random data shaped like the model's input)")
-    verify.add_argument("--optimizer", choices=VERIFY_OPTIMIZERS, default="adam",
-                        help="with Keras's defaults (default: adam)")
-    verify.add_argument("--steps", type=_positive_int, default=20)
-    verify.add_argument("--batch-size", type=_positive_int, default=8)
-    verify.add_argument("--report", type=Path, default=None,
-                        help="the Markdown report (default: verify_<model>.md in the current folder)")
-    verify.add_argument("--records", type=Path, default=None, help="append each record to this JSON-lines file")
-    verify.add_argument("--threads", type=_positive_int, default=1, help="threads per framework (same for both)")
+    add_verify_parser(sub, _positive_int)   # l2compare.cli_port: verify's options live beside the command
     cli_store.add_parser(sub)
     return parser
 

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 VERIFY_OPTIMIZERS = ("adam", "sgd", "momentum", "adamw")  # l2compare.porter.verify.runner.OPTIMIZERS (that module imports frameworks)
+VERIFY_DTYPES = ("float64", "float32")                     # ... .runner.DTYPES
+VERIFY_RECIPES = ("penalty", "coupled", "stock")           # ... .torch_side.RECIPES
 
 
 class UsageError(Exception):
@@ -81,7 +83,62 @@ def cmd_port(args) -> int:
     return 0
 
 
-def _verify_data(text: str | None):
+def _choices(option: str, allowed: tuple[str, ...]):
+    """An argparse type: a comma-separated subset of ``allowed`` (one line naming the bad value otherwise)."""
+    import argparse
+
+    def parse(text: str) -> tuple[str, ...]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [v for v in values if v not in allowed]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"{option} takes a comma-separated list of {', '.join(allowed)}; "
+                                             f"got {text!r}")
+        return tuple(dict.fromkeys(values))
+
+    return parse
+
+
+def add_verify_parser(sub, positive_int) -> None:
+    verify = sub.add_parser("verify", help="train a .keras model and its PyTorch port side by side: a verdict per "
+                                           "dtype and torch recipe")
+    verify.add_argument("model", type=Path, metavar="MODEL.keras")
+    verify.add_argument("--data", default=None, metavar="npz:PATH",
+                        help="arrays x and y (default: random data shaped like the model's input)")
+    verify.add_argument("--optimizer", choices=VERIFY_OPTIMIZERS, default="adam",
+                        help="with Keras's defaults (default: adam)")
+    verify.add_argument("--steps", type=positive_int, default=20)
+    verify.add_argument("--batch-size", type=positive_int, default=8)
+    verify.add_argument("--dtypes", type=_choices("--dtypes", VERIFY_DTYPES), default=VERIFY_DTYPES,
+                        help="verdict rows and trajectories to run (default: float64,float32; the one-step floors "
+                             "always take both)")
+    verify.add_argument("--recipes", type=_choices("--recipes", VERIFY_RECIPES), default=VERIFY_RECIPES,
+                        help="torch recipes (default: penalty,coupled,stock)")
+    verify.add_argument("--report", type=Path, default=None,
+                        help="the Markdown report (default: verify_<model>.md in the current folder; its plot beside "
+                             "it as .png)")
+    verify.add_argument("--records", type=Path, default=None, help="append each record to this JSON-lines file")
+    verify.add_argument("--plot", action="store_true", help="also print |Δ| per step against the envelope and the "
+                                                            "rounding floor, as text")
+    verify.add_argument("--threads", type=positive_int, default=1, help="threads per framework (same for both)")
+
+
+def _check_data(path: Path, x, y, batch_size: int):
+    """What can be checked without the model: numbers, finite, at least one batch."""
+    import numpy as np
+
+    for name, a in (("x", x), ("y", y)):
+        if a.dtype.kind not in "fiub":
+            raise UsageError(f"--data {path}: array {name} holds {a.dtype}, not numbers")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            bad = int((~np.isfinite(a)).sum())
+            raise UsageError(f"--data {path}: array {name} holds {bad} NaN or infinite value(s); verify needs "
+                             "finite numbers")
+    if len(x) < batch_size:
+        raise UsageError(f"--batch-size {batch_size} is larger than the data ({len(x)} samples in {path})")
+    return x, y
+
+
+def _verify_data(text: str | None, batch_size: int = 1):
     """--data npz:PATH -> (x, y), or None; checked before any framework starts."""
     if text is None:
         return None
@@ -98,18 +155,19 @@ def _verify_data(text: str | None):
             if missing:
                 has = ", ".join(arrays.files) or "none"
                 raise UsageError(f"--data {path}: no array {' or '.join(missing)} (has: {has})")
-            return arrays["x"], arrays["y"]
+            x, y = arrays["x"], arrays["y"]
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - not an npz, or a corrupt one: one line
         raise UsageError(f"--data {path}: not a readable .npz file ({type(exc).__name__})") from None
+    return _check_data(path, x, y, batch_size)
 
 
 def cmd_verify(args) -> int:
     import json
 
     model_path = _model_file(args.model)
-    data = _verify_data(args.data)
+    data = _verify_data(args.data, args.batch_size)
     report = args.report if args.report is not None else Path(f"verify_{model_path.stem}.md")
     _writable_file(report, "--report")
     if args.records is not None:
@@ -122,16 +180,19 @@ def cmd_verify(args) -> int:
     try:
         model = modelfile.load(model_path)
         start = time.perf_counter()
-        records = verify(model, data=data, optimizer=args.optimizer, steps=args.steps, batch_size=args.batch_size)
+        records = verify(model, data=data, optimizer=args.optimizer, steps=args.steps, batch_size=args.batch_size,
+                         dtypes=args.dtypes, recipes=args.recipes, progress=True)
     except (PortError, VerifyError) as exc:
         raise UsageError(str(exc)) from None
     print(f"{model.name!r}: {records[0]['steps']} steps of batch {args.batch_size}, {args.optimizer}, "
           f"{records[0]['data']} data, in {time.perf_counter() - start:.1f} s")
     print(verify_report.text_table(records))
-    for note in dict.fromkeys(n for r in records for n in r["notes"]):
+    for note in verify_report.terminal_notes(records):
         print(f"note: {note}")
+    if args.plot:
+        print(verify_report.text_plot(records))
     verify_report.write(records, report, model_file=str(model_path))
-    print(f"wrote {report.resolve()}")
+    print(f"wrote {report.resolve()} (plot: {report.with_suffix('.png').name})")
     if args.records is not None:
         with open(args.records, "a") as f:
             for record in records:

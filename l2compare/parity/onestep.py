@@ -28,96 +28,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass
 
 import numpy as np
 
-# A decision ties when its float64 margin is within float32 rounding of the terms it is computed
-# from: |z| ≤ TIE · Σ|terms|, TIE two float32 units of roundoff (2·2⁻²⁴).
-TIE = 2.0**-23
-
-
-@dataclass
-class OneStep:
-    """Per step (rows) and tensor (columns): the four relative differences above, and per step
-    the smallest decision margin (relative, float64) of the step's forward pass."""
-
-    tensors: list[str]
-    cross: np.ndarray
-    torch_floor: np.ndarray
-    keras_floor: np.ndarray
-    cross64: np.ndarray
-    margins: np.ndarray
-
-    @property
-    def floor(self) -> np.ndarray:
-        return self.torch_floor + self.keras_floor
-
-    def excess(self, slack: float) -> np.ndarray:
-        """(steps, tensors): how far the cross-framework difference exceeds what rounding explains
-        (≤ 0 everywhere for the same computation)."""
-        return self.cross - self.floor - slack
-
-    def outliers(self, threshold: float) -> np.ndarray:
-        """Indices of the steps whose cross-framework difference exceeds ``threshold``."""
-        return np.flatnonzero(self.cross.max(1) > threshold)
-
-    def describe(self, slack: float) -> str:
-        step, col = np.unravel_index(int(self.excess(slack).argmax()), self.cross.shape)
-        return (f"median {np.median(self.cross.max(1)):.2g}, max {self.cross.max():.2g} of max |w|; "
-                f"worst against the rounding floor: {self.tensors[col]} at step {step + 1}, "
-                f"{self.cross[step, col]:.3g} vs floor {self.floor[step, col]:.3g}; "
-                f"{int(self.ties.sum())}/{len(self.ties)} steps with a decision tie")
-
-    def explain(self, step: int, slack: float) -> str:
-        """Why a step differs more than usual: ``tie`` (a decision of the step ties within float32
-        rounding), ``floor`` (no tie, but the frameworks' own float32 error of the step is as large:
-        Adam's first steps, where m/√v amplifies the rounding of tiny gradients), or ``unexplained``."""
-        if self.ties[step]:
-            return "tie"
-        return "floor" if self.excess(slack)[step].max() <= 0 else "unexplained"
-
-    def summary(self, slack: float, outlier: float) -> dict:
-        """The record's one-step part: medians and maxima, per-step series (max over tensors), outliers."""
-        per_step = self.cross.max(1)
-        outliers = self.outliers(outlier)
-        return {
-            "median": float(np.median(per_step)), "max": float(per_step.max()),
-            "floor_median": float(np.median(self.floor.max(1))), "max_excess": float(self.excess(slack).max()),
-            "cross64_max": float(self.cross64.max()),
-            "per_tensor_median": dict(zip(self.tensors, np.median(self.cross, 0).tolist())),
-            "ties": int(self.ties.sum()), "min_margin": float(self.margins.min()),
-            "outliers": {str(int(i) + 1): self.explain(int(i), slack) for i in outliers},
-            "series": {"cross": per_step.tolist(), "floor": self.floor.max(1).tolist(),
-                       "torch_floor": self.torch_floor.max(1).tolist(), "keras_floor": self.keras_floor.max(1).tolist(),
-                       "margin": self.margins.tolist()},
-        }
-
-    @property
-    def ties(self) -> np.ndarray:
-        """(steps,) bool: a decision of this step ties within float32 rounding."""
-        return self.margins < TIE
+# The judge (OneStep, the verdict rules, TIE) is framework-free and shared with ``verify``: l2compare.core.onestep.
+from l2compare.core.onestep import TIE, OneStep, flat as _flat, relative as _relative  # noqa: E402,F401
 
 
 def step_batches(order, batch_size: int, steps: int) -> list[np.ndarray]:
     """The sample indices of each step, in training order (each epoch ends in its partial batch)."""
     batches = [perm[i:i + batch_size] for perm in order for i in range(0, len(perm), batch_size)]
     return batches[:steps]
-
-
-def _flat(weights: dict, state: dict) -> dict[str, np.ndarray]:
-    """Weights and optimizer slots after a step, side by side: "hidden/kernel", "hidden/kernel:momentum"."""
-    return {**weights, **{f"{name}:{slot}": value for name, slots in state["slots"].items()
-                          for slot, value in slots.items()}}
-
-
-def _relative(a: dict, b: dict, ref: dict, tensors: list[str]) -> np.ndarray:
-    """Per tensor max |a − b| / max |ref|; a slot one side lacks counts as zeros there."""
-    def get(d, n):
-        return np.asarray(d[n], np.float64) if n in d else np.zeros_like(ref[n], dtype=np.float64)
-
-    return np.array([np.abs(get(a, n) - get(b, n)).max() / max(float(np.abs(ref[n]).max()), np.finfo(np.float64).tiny)
-                     for n in tensors])
 
 
 def _before(traj, t: int):

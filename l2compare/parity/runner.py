@@ -23,16 +23,10 @@ from l2compare.parity.cases import ParityCase, keras_side, parity_data
 from l2compare.parity.sides import keras_trajectory, run_torch
 
 # float64: the trajectory decides (l2compare.core.verdicts: EXACT_FLOAT64, CLOSE, trajectory_verdict).
-# float32: teacher-forced one step at a time (l2compare.parity.onestep). "exact" when, at every step and
-# in every tensor and optimizer slot, the cross-framework difference is within the two frameworks'
-# own float32 rounding of that step (torch floor + keras floor) plus SLACK, which covers the float64
-# disagreement of two exact recipes (measured ≤ 1e-14 of max |w|; the smallest mistake tested, λ off
-# by 1%, is 2e-6). Otherwise "close" when the median step differs by at most CLOSE_STEP, "wrong" above.
-SLACK = 1e-9
-CLOSE_STEP = 1e-4
-# A step whose cross-framework difference exceeds OUTLIER (about 16 float32 ulps of max |w|) is an
-# outlier; records say whether a decision tie explains it.
-OUTLIER = 1e-6
+# float32: teacher-forced one step at a time (l2compare.parity.onestep), by the judge that verify shares
+# (l2compare.core.onestep: SLACK, CLOSE_STEP, OUTLIER and onestep_verdict, explained there).
+from l2compare.core.onestep import CLOSE_STEP, OUTLIER, SLACK, onestep_verdict  # noqa: E402,F401
+
 
 @dataclass
 class ParityResult:
@@ -74,14 +68,6 @@ class ParityResult:
             text += "; one step: " + self.onestep.describe(SLACK)
         return text + f"; loss |Δ| = {self.loss_diff['loss']:.3g}"
 
-
-def onestep_verdict(one) -> str:
-    """float32: every step within the frameworks' own rounding, or how far the median step is off."""
-    if not np.isfinite(one.cross).all():
-        return "wrong"
-    if one.excess(SLACK).max() <= 0:
-        return "exact"
-    return "close" if float(np.median(one.cross.max(1))) <= CLOSE_STEP else "wrong"
 
 def run(case: ParityCase) -> ParityResult:
     """Train both sides for ``case.epochs`` epochs and compare them after every step; in float32,

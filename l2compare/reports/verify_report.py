@@ -18,8 +18,12 @@ RECIPE_TEXT = {
     "stock": "`torch.optim`'s own class (Adam, SGD, AdamW) at Keras's hyperparameters (ε = 1e-7), "
              "loss = data + `l2_penalty(model)`",
 }
-VERDICT_TEXT = {"exact": "the same computation, up to rounding", "close": "the same model, not the same arithmetic",
-                "wrong": "a different computation"}
+VERDICT_TEXT = {"exact": "one step from Keras's state lands within both frameworks' own rounding, at every step",
+                "close": "one step from Keras's state differs by more than rounding, the median step by at most 1e-4 "
+                         "of max |w|",
+                "wrong": "one step from Keras's state differs by more than 1e-4 of max |w| (median step): a different "
+                         "computation"}
+TERMINAL_NOTES = 5   # the terminal shows at most this many note lines; the report has them all
 
 
 def _sci(value) -> str:
@@ -29,15 +33,42 @@ def _sci(value) -> str:
 
 
 def rows(records: list[dict]) -> list[dict[str, str]]:
-    """One row per record: the table's columns as text (with the left-out tensors' difference, if any)."""
-    left = any(r.get("left_out") for r in records)
-    return [{"dtype": r["dtype"], "recipe": r["recipe"], "verdict": r["verdict"], "max |Δw|": _sci(r["max_dw"]),
-             "worst tensor": f"{r['worst_tensor']} (step {r['worst_step']}/{r['steps']})" if r.get("worst_tensor")
-             else "—",
-             "torch's own envelope": _sci(r.get("envelope_max")),
-             "loss |Δ|": _sci(r.get("loss_diff")),
-             **({"left out: max |Δw|": _sci(r.get("left_out_max_dw"))} if left else {})}
-            for r in records]
+    """One row per record: the verdict, what decided it (the one-step difference nearest its bound, and
+    that bound), and the free-running trajectory beside torch's own envelope (information)."""
+    out = []
+    for r in records:
+        one = r.get("onestep") or {}
+        out.append({
+            "dtype": r["dtype"], "recipe": r["recipe"], "verdict": r["verdict"],
+            "one step: |Δ| / max |w|": _sci(one.get("at_worst")), "rounding allows": _sci(one.get("allowed_at_worst")),
+            "at": f"{one['worst_tensor']} (step {one['worst_step']}/{r['steps']})" if one else "—",
+            "trained freely: max |Δw|": _sci(r.get("max_dw")) if _leads(r) else "—",
+            "torch's own envelope": _sci(r.get("envelope_max")) if _leads(r) else "—",
+        })
+    return out
+
+
+def _leads(r: dict) -> bool:
+    """The record whose recipe was also trained freely (the dtype's trajectory and envelope)."""
+    return r.get("trajectory_recipe", r["recipe"]) == r["recipe"]
+
+
+def notes(records: list[dict]) -> list[str]:
+    """Every note of the run, once each; the left-out tensors as one line each per reason kind."""
+    found = list(dict.fromkeys(n for r in records for n in r.get("notes", [])))
+    left = list(dict.fromkeys(k for r in records for k in r.get("left_out", [])))
+    if left:
+        found.append(f"{len(left)} tensors left out of the verdict, their values driven by rounding "
+                     f"({', '.join(left[:3])}{', …' if len(left) > 3 else ''}): each with its reason in the report")
+    return found
+
+
+def terminal_notes(records: list[dict]) -> list[str]:
+    """At most TERMINAL_NOTES lines, each cut to one screen line."""
+    found = [n if len(n) <= 160 else n[:157] + "…" for n in notes(records)]
+    if len(found) > TERMINAL_NOTES:
+        found = found[:TERMINAL_NOTES - 1] + [f"… {len(found) - TERMINAL_NOTES + 1} more notes in the report"]
+    return found
 
 
 def text_table(records: list[dict]) -> str:
@@ -48,13 +79,37 @@ def text_table(records: list[dict]) -> str:
     return pd.DataFrame(table).to_markdown(index=False, tablefmt="simple", disable_numparse=True)
 
 
+def text_plot(records: list[dict]) -> str:
+    """``verify --plot``: per dtype and step, each recipe's free-running |Δw| beside torch's own envelope, and
+    its one-step |Δ| beside what rounding allows (the numbers the report's plot draws)."""
+    parts = []
+    for dtype in dict.fromkeys(r["dtype"] for r in records):
+        mine = [r for r in records if r["dtype"] == dtype]
+        table = []
+        for step in range(mine[0]["steps"]):
+            row = {"step": str(step + 1), "envelope": _sci(mine[0]["envelope_per_step"][step])}
+            for r in mine:
+                if _leads(r):
+                    row[f"{r['recipe']} trained freely |Δw|"] = _sci(r["max_dw_per_step"][step])
+            for r in mine:
+                one = r.get("onestep") or {}
+                if one:
+                    row[f"{r['recipe']} one step"] = _sci(one["per_step"][step])
+            if mine[0].get("onestep"):
+                row["rounding allows"] = _sci(mine[0]["onestep"]["allowed_per_step"][step])
+            table.append(row)
+        parts.append(f"{dtype}:\n" + pd.DataFrame(table).to_markdown(index=False, tablefmt="simple",
+                                                                     disable_numparse=True))
+    return "\n\n".join(parts)
+
+
 def markdown_table(records: list[dict]) -> str:
     frame = pd.DataFrame(rows(records))
     escape = {c: c.replace("|", "\\|") for c in frame.columns}   # a "|" in a cell would split it
     return markdown_frame(frame.rename(columns=escape).replace({"\\|": "\\|"}, regex=True))
 
 
-def markdown(records: list[dict], *, model_file: str | None = None) -> str:
+def markdown(records: list[dict], *, model_file: str | None = None, plot: str | None = None) -> str:
     """The whole report: what was trained, the verdicts, what each recipe is, the rules, the notes."""
     if not records:
         raise ValueError("no verify records to report")
@@ -62,10 +117,9 @@ def markdown(records: list[dict], *, model_file: str | None = None) -> str:
     source = f" from `{model_file}`" if model_file else ""
     data = "random data shaped like the model's input" if first["data"] == "random" else "the data given"
     rules = list(dict.fromkeys(r[key] for key in ("rule", "left_out_rule") for r in records if r.get(key)))
-    notes = list(dict.fromkeys(n for r in records for n in r.get("notes", [])))
-    findings = [f"- **{r['dtype']} {r['recipe']}**: {r['verdict']} ({VERDICT_TEXT.get(r['verdict'], '')}), "
-                f"max |Δw| {_sci(r['max_dw'])} in `{r['worst_tensor']}` at step {r['worst_step']}"
-                for r in records if r["verdict"] != "exact"]
+    all_notes = list(dict.fromkeys(n for r in records for n in r.get("notes", [])))
+    findings = [_finding(r) for r in records if r["verdict"] != "exact"]
+    reasons = {k: why for r in records for k, why in (r.get("left_out_reasons") or {}).items()}
     lines = [
         f"# verify: `{first['model']}`{source}",
         "",
@@ -81,9 +135,14 @@ def markdown(records: list[dict], *, model_file: str | None = None) -> str:
         "",
         markdown_table(records),
         "",
-        "max |Δw|: the largest difference between Keras's and torch's weights and buffers over every step and "
-        "tensor. torch's own envelope: the same difference between two torch runs whose starting weights differ by "
-        "one ulp (what rounding alone does to a trajectory; the float32 verdict is measured against it).",
+        "one step: before every step torch is given Keras's weights, buffers and optimizer state and takes one step "
+        "on the same batch; the column shows the difference (relative to the tensor's max |·|) nearest what "
+        "rounding allows there, and that allowance (both frameworks' own rounding of the step, measured in the same "
+        "run). trained freely: the first recipe and Keras each trained for every step from the same start, information "
+        "only; torch's own envelope: two torch runs one ulp apart at the start. A deep net's trajectory parts by "
+        "rounding (chaos), whatever the port.",
+        "",
+        *([f"![|Δw| per step against the envelope]({plot})", ""] if plot else []),
         "",
         "## Recipes",
         "",
@@ -96,14 +155,31 @@ def markdown(records: list[dict], *, model_file: str | None = None) -> str:
     ]
     if findings:
         lines += ["## Not exact", "", *findings, ""]
-    if notes:
-        lines += ["## Notes", "", *(f"- {n}" for n in notes), ""]
+    if all_notes:
+        lines += ["## Notes", "", *(f"- {n}" for n in all_notes), ""]
+    if reasons:
+        lines += ["## Left out of the verdict", "", *(f"- `{k}`: {why}" for k, why in reasons.items()), ""]
     return "\n".join(lines)
 
 
+def _finding(r: dict) -> str:
+    one = r.get("onestep") or {}
+    first = r.get("first_divergence")
+    text = (f"- **{r['dtype']} {r['recipe']}**: {r['verdict']} ({VERDICT_TEXT.get(r['verdict'], '')}); one step: "
+            f"{_sci(one.get('at_worst'))} of max |·| in `{one.get('worst_tensor')}` at step {one.get('worst_step')}, "
+            f"rounding allows {_sci(one.get('allowed_at_worst'))}")
+    if first:
+        text += f"; first past it at step {first['step']}: {', '.join(f'`{t}`' for t in first['tensors'][:6])}"
+    return text
+
+
 def write(records: list[dict], path: Path, *, model_file: str | None = None) -> Path:
+    """The Markdown report, and its plot beside it (``<report>.png``)."""
+    from l2compare.reports.verify_plot import plot
+
     path = Path(path)
-    path.write_text(markdown(records, model_file=model_file))
+    png = plot(records, path.with_suffix(".png"))
+    path.write_text(markdown(records, model_file=model_file, plot=png.name))
     return path
 
 

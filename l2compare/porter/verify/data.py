@@ -58,9 +58,7 @@ def clone_in(model, dtype: str):
     if set(source) != set(target):
         raise PortError(f"model {model.name!r}: its copy in {dtype} has other weights "
                         f"({sorted(set(source) ^ set(target))[:3]}); cannot compare")
-    for path, var in target.items():
-        value = keras.ops.convert_to_numpy(source[path])
-        var.assign(value.astype(var.dtype) if np.issubdtype(value.dtype, np.floating) else value)
+    copy_weights(model, clone)
     notes = []
     if turned_off:
         notes.append(f"dropout off for the comparison ({', '.join(turned_off)}): the two frameworks draw "
@@ -101,6 +99,14 @@ def layers_of(model) -> list:
     for layer in model.layers:
         out.extend(layers_of(layer) if isinstance(layer, keras.Model) else [layer])
     return out
+
+
+def copy_weights(model, clone) -> None:
+    """The original's weights into its copy (same layer names), cast to the copy's dtype."""
+    source = _named_weights(model)
+    for path, var in _named_weights(clone).items():
+        value = keras.ops.convert_to_numpy(source[path])
+        var.assign(value.astype(var.dtype) if np.issubdtype(value.dtype, np.floating) else value)
 
 
 def _named_weights(model) -> dict:
@@ -162,6 +168,10 @@ def make_task(model, returns_logits: bool, data, steps: int, batch_size: int, se
             raise VerifyError(f"data {name} has shape {a.shape}; the model {model.name!r} takes {_shape_text(shape)}")
         if a.dtype.kind not in "fiub":
             raise VerifyError(f"data x has dtype {a.dtype}; expected numbers")
+    for name, a in [("x" if len(x) == 1 else f"x[{i}]", a) for i, a in enumerate(x)] + [("y", y)]:
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise VerifyError(f"data {name} holds {int((~np.isfinite(a)).sum())} NaN or infinite value(s); verify "
+                              "needs finite numbers")
     x = [_as_input(a, t, model) for a, t in zip(x, model.inputs)]
     n = len(x[0])
     if any(len(a) != n for a in x) or len(y) != n:

@@ -1,4 +1,4 @@
-"""verify's Keras side: Keras's own ``fit`` on the copy, with Keras's default hyperparameters, and
+"""verify's Keras side: Keras's own train step on the copy (``KerasSide``), with Keras's default hyperparameters, and
 what Keras's TensorFlow optimizers do with a sparse gradient.
 
 An Embedding's gradient on the TensorFlow backend is a ``tf.IndexedSlices`` (one row per looked-up
@@ -20,10 +20,13 @@ dense SGD up to rounding.
 """
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 
-from l2compare.porter.verify.data import layers_of
+from l2compare.porter.convert import keras_to_torch
+from l2compare.porter.verify.data import clone_in, copy_weights, layers_of
 
 # Keras 3's defaults (a test checks them against Keras's own): both sides get these numbers.
 HYPERPARAMETERS = {
@@ -36,18 +39,8 @@ HYPERPARAMETERS = {
 SPARSE_SQUARING = ("adam", "adamw")   # the optimizers whose v sums squared slices (above)
 
 
-class _Capture(keras.callbacks.Callback):
-    """The port's view of Keras's weights and buffers after every batch, and Keras's logged loss."""
-
-    def __init__(self, read, keys):
-        super().__init__()
-        self.read, self.keys = read, keys
-        self.states, self.losses = [], []
-
-    def on_train_batch_end(self, batch, logs=None):
-        state = self.read()
-        self.states.append({k: state[k] for k in self.keys})
-        self.losses.append(float((logs or {}).get("loss", np.nan)))
+# The optimizer's per-variable slots, by Keras's own names (keras_impl.optim names them the same).
+_SLOTS = {"sgd": {"momentum": "momentums"}, "adam": {"momentum": "_momentums", "velocity": "_velocities"}}
 
 
 def keras_optimizer(name: str):
@@ -56,16 +49,117 @@ def keras_optimizer(name: str):
     return cls(**HYPERPARAMETERS[name])
 
 
-def keras_fit(model, port, keys, x, y, loss, optimizer, batch_size, dtype):
-    from keras_impl.train import precision
+def _numpy(variable) -> np.ndarray:
+    return np.array(keras.ops.convert_to_numpy(variable), copy=True)
 
-    capture = _Capture(port.state, keys)
-    with precision(dtype):  # optimizer and metric variables (lr, the loss tracker) in the model's dtype
-        # jit_compile=False: XLA may reorder arithmetic; we compare against Keras's plain TF graph.
-        model.compile(optimizer=keras_optimizer(optimizer), loss=loss, jit_compile=False)
-        model.fit(x if len(x) > 1 else x[0], y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
-                  callbacks=[capture])
-    return capture.states, capture.losses
+
+class KerasSide:
+    """The copy of the user's model in one dtype with its optimizer, compiled once: Keras's own train
+    step (the function ``fit`` runs, through ``train_on_batch``), traced once and then stepped from any
+    state. ``snapshot``/``restore`` move every model and optimizer variable (weights, BatchNorm's moving
+    statistics, slots, the iteration count); ``flat`` reads them in the port's layout."""
+
+    def __init__(self, model, dtype: str):
+        from keras_impl.train import precision
+
+        self.dtype, self.precision, self.source = dtype, precision, weakref.ref(model)
+        self.clone, self.notes = clone_in(model, dtype)
+        self.tm = keras_to_torch(self.clone)
+        self.port = self.tm.port
+
+    def compile(self, optimizer: str, loss: str, x: list, y, batch_size: int) -> None:
+        """Compile with ``optimizer`` (Keras's defaults) and trace the train step on the first batch (the
+        state is restored after it)."""
+        with self.precision(self.dtype):  # optimizer and metric variables (lr, the loss tracker) in the model's dtype
+            self.optimizer = keras_optimizer(optimizer)
+            # jit_compile=False: XLA may reorder arithmetic; we compare against Keras's plain TF graph.
+            self.clone.compile(optimizer=self.optimizer, loss=loss, jit_compile=False)
+            # Built here, not inside the first step: an optimizer that creates its variables while the
+            # step is traced makes TensorFlow trace the whole step a second time (MobileNetV2: 48 s → 23 s).
+            self.optimizer.build(self.clone.trainable_variables)
+        kind = "sgd" if isinstance(self.optimizer, keras.optimizers.SGD) else "adam"
+        lists = {slot: getattr(self.optimizer, attr) for slot, attr in _SLOTS[kind].items()
+                 if getattr(self.optimizer, attr, None)}
+        self.trainable = list(self.clone.trainable_variables)
+        # {slot: the slot variable of each trainable variable, in the order of self.trainable}
+        self.slots = {slot: [values[self.optimizer._get_variable_index(v)] for v in self.trainable]
+                      for slot, values in lists.items()}
+        start = self.snapshot()
+        self.step([a[:batch_size] for a in x], y[:batch_size])
+        self.restore(start)
+
+    def reset(self) -> None:
+        """Back to the user's model's current weights and a fresh optimizer (no steps, zero slots)."""
+        copy_weights(self.source(), self.clone)
+        for v in self._state_variables():
+            v.assign(np.zeros(v.shape, keras.backend.standardize_dtype(v.dtype)))
+
+    def _state_variables(self) -> list:
+        """The optimizer's state: its iteration count and slots. Not its hyperparameter variables (the
+        learning rate): a float32 side's would bring float32's rounding of lr into a float64 step."""
+        return [self.optimizer.iterations] + [v for values in self.slots.values() for v in values]
+
+    def snapshot(self) -> tuple[list, list]:
+        return [_numpy(v) for v in self.clone.variables], [_numpy(v) for v in self._state_variables()]
+
+    def restore(self, snapshot) -> None:
+        """Set every variable to ``snapshot`` (another KerasSide's, of any dtype: cast to this one's)."""
+        for variables, values in zip((self.clone.variables, self._state_variables()), snapshot):
+            for v, value in zip(variables, values):
+                v.assign(np.asarray(value).astype(keras.backend.standardize_dtype(v.dtype)))
+
+    @property
+    def iterations(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.optimizer.iterations))
+
+    def step(self, x: list, y) -> float:
+        """One training step on one batch; the loss Keras logs for it (data + penalties)."""
+        with self.precision(self.dtype):
+            logs = self.clone.train_on_batch(x if len(x) > 1 else x[0], y, return_dict=True)
+        return float(logs["loss"])
+
+    def flat(self, keys, trainable_keys) -> dict[str, np.ndarray]:
+        """The current weights and buffers (``keys``) and optimizer slots ("key:slot", for
+        ``trainable_keys``) in the port's layout: each slot is read through the port's own weight
+        readers, by standing it in for its variable for a moment."""
+        state = self.port.state()
+        out = {k: state[k] for k in keys}
+        if not self.slots:
+            return out
+        saved = [_numpy(v) for v in self.trainable]
+        try:
+            for slot, values in self.slots.items():
+                for v, s in zip(self.trainable, values):
+                    v.assign(s)
+                state = self.port.state()
+                out.update({f"{k}:{slot}": state[k] for k in trainable_keys})
+        finally:
+            for v, value in zip(self.trainable, saved):
+                v.assign(value)
+        return out
+
+
+# The Keras sides of the last few configurations: tracing Keras's train step is most of verify's time on a
+# deep net (MobileNetV2: 23 s per dtype), and a configuration is often verified again (other recipes, dtypes,
+# a fixed port, a test's mistakes). [(configuration, the user's model (weak), KerasSide)]
+_SIDES: list = []
+_KEEP = 4
+
+
+def keras_side(model, dtype: str, optimizer: str, loss: str, x: list, y, batch_size: int) -> KerasSide:
+    """A KerasSide of ``model`` compiled and traced for this configuration: built on first use, then reused
+    (reset to the model's current weights and a fresh optimizer)."""
+    key = (id(model), dtype, optimizer, loss, batch_size, tuple((a.shape[1:], a.dtype.str) for a in x),
+           (y.shape[1:], y.dtype.str))
+    for k, side in _SIDES:
+        if k == key and side.source() is model:
+            side.reset()
+            return side
+    side = KerasSide(model, dtype)
+    side.compile(optimizer, loss, x, y, batch_size)
+    _SIDES.append((key, side))
+    del _SIDES[:-_KEEP]
+    return side
 
 
 def sparse_embeddings(model) -> list:

@@ -1,8 +1,7 @@
 """Does the port of *your* Keras model train like it? The runner behind ``l2compare verify``.
 
-``verify(model)`` trains a copy of the Keras model with Keras's own ``fit`` and its port with
-three torch recipes, from the same weights, on the same batches in the same order, and compares
-every weight and buffer (state-dict key) after every step:
+``verify(model)`` trains a copy of the Keras model with Keras's own train step (the function ``fit``
+runs) and its port with up to three torch recipes, on the same batches in the same order:
 
 * ``penalty``: the Keras-exact optimizer (``torch_impl.optim``) on every parameter, and
   loss = data + ``l2_penalty(model)`` (Keras's regularization terms, in the loss);
@@ -11,107 +10,176 @@ every weight and buffer (state-dict key) after every step:
   weight decay cannot carry (``extra_penalty``: L1 and activity regularizers);
 * ``stock``: ``torch.optim.Adam``/``SGD``/``AdamW`` with Keras's hyperparameters where torch has
   the same one (lr, betas, ε = 1e-7, momentum, AdamW's decay), penalty in the loss. Expected not
-  exact for Adam (torch puts ε inside the bias correction) and SGD momentum (torch's
-  b = μ·b + g; w −= lr·b is Keras's m = μ·m − lr·g; w += m only in exact arithmetic): a finding.
+  exact for Adam (torch puts ε inside the bias correction): a finding.
+
+The verdict is one step at a time (``l2compare.porter.verify.onestep``, the parity grid's judge in
+``l2compare.core.onestep``): before every step torch gets Keras's weights, buffers and optimizer state
+and takes one step on the same batch; each tensor and slot must land within both frameworks' own
+rounding of that step, measured in the same run (float32 against float64 on each side), in float32
+and in float64. A trajectory cannot decide it: a deep net with BatchNormalization trained on random
+data is chaotic, and torch against itself from a start one ulp away drifts 0.5 in float32 within five
+steps of MobileNetV2. The free-running trajectories and that envelope stay in the record as information.
+The one-step floors need both precisions whatever ``dtypes`` asks for; ``dtypes`` picks the verdict
+rows and the trajectories run, ``recipes`` the torch recipes.
 
 The copy is rebuilt in each dtype from the model's config, with the original weights cast to it
-(``l2compare.porter.verify.data``). Dropout-like layers (Dropout, SpatialDropout*, GaussianNoise,
-GaussianDropout, AlphaDropout) draw different random numbers in the two frameworks, so the copy
-turns them off (rate or stddev 0) and the record says so. The user's model is never changed.
-
-Verdicts. float64: the largest |Δw| over every step and tensor, as ``l2compare.parity.runner``'s
-``trajectory_verdict``: "exact" at or below 1e-12, "close" at or below 1e-3, else "wrong".
-float32: two float32 trajectories part by rounding, so torch is also trained a second time from
-the same weights moved by one ulp (``np.nextafter``), in lockstep; the difference of those two
-torch runs is torch's own envelope. Rule: "exact" when, at every step, the cross-framework
-difference (max over tensors) is at most ENVELOPE_FACTOR (8) times the envelope's running maximum
-(max over tensors and the steps so far); otherwise "close" when the largest difference is at most
-1e-3, else "wrong". Why 8 and not 2: BatchNormalization's batch statistics are computed differently
-by the two frameworks, a few ulps apart, while the envelope starts from one ulp; exact recipes on a
-Conv2D→BatchNormalization model measured up to 3.1× the envelope over 20 steps, stock Adam 50× to
-800×, and λ off by 1% 300× or more. A record that is not exact names the tensors that part first
-(``first_divergence``): where the difference starts, not where it ends up largest.
-
-Tensors driven by rounding (``rounding_driven``): a parameter whose float64 gradient is zero up to
-rounding (a bias followed by BatchNormalization) is moved by Adam in lr-sized steps of pure rounding
-noise, differently by every implementation, and so is a buffer it feeds (that BatchNormalization's
-moving mean). They are left out of both verdicts and named in the record with their differences.
-
-Sparse embeddings (``l2compare.porter.verify.keras_side``): Keras's Adam and AdamW on TensorFlow square an
-Embedding's sparse gradient per lookup (v gets Σ gᵢ², not (Σ gᵢ)²) when no embeddings_regularizer
-makes it dense. torch's dense Adam cannot follow that, and it is not emulated: every record of such
-a run names those tensors (``sparse_adam``) and says why they are not exact.
+(``l2compare.porter.verify.data``). Dropout-like layers draw different random numbers in the two
+frameworks, so the copy turns them off (rate or stddev 0) and the record says so. The user's model is
+never changed. Tensors driven by rounding (``rounding_driven``: a parameter whose float64 gradient is
+zero up to rounding, such as a bias followed by BatchNormalization, and the buffers it feeds) are left
+out of the verdicts and named in the record with their differences. Sparse embeddings: see
+``l2compare.porter.verify.keras_side``.
 
 This module imports both frameworks; the CLI imports it only inside ``l2compare verify``.
 """
 from __future__ import annotations
 
-import keras
+import sys
+
 import numpy as np
 import torch
 
-from l2compare.core.verdicts import CLOSE, EXACT_FLOAT64, trajectory_verdict
+from l2compare.core.verdicts import CLOSE, EXACT_FLOAT64, one_ulp_up, trajectory_verdict
 from l2compare.porter.codegen import generate
-from l2compare.porter.convert import keras_to_torch
 from l2compare.porter.verify.data import (DROPOUT_LIKE, FREE_DIM, INDEX_RANGE, Task, VerifyError, clone_in,
     index_range, layers_of, make_task, moved_keys)
-from l2compare.porter.verify.keras_side import (HYPERPARAMETERS, SPARSE_SQUARING, keras_fit, keras_optimizer,
+from l2compare.porter.verify.keras_side import (HYPERPARAMETERS, SPARSE_SQUARING, keras_optimizer, keras_side,
     sparse_embeddings, sparse_note)
+from l2compare.porter.verify.onestep import Measurement, TorchStepper
+from l2compare.porter.verify.records import judged_columns, record
 from l2compare.porter.verify.torch_side import NOISE, RECIPES, TorchRun, rounding_driven
 
 __all__ = ["verify", "VerifyError", "Task", "clone_in", "make_task", "index_range", "rounding_driven", "TorchRun",
-           "keras_optimizer", "trajectory_verdict", "envelope_verdict", "OPTIMIZERS", "RECIPES", "DTYPES",
-           "HYPERPARAMETERS", "EXACT_FLOAT64", "CLOSE", "ENVELOPE_FACTOR", "NOISE", "DROPOUT_LIKE", "FREE_DIM",
-           "INDEX_RANGE"]
+           "keras_optimizer", "trajectory_verdict", "OPTIMIZERS", "RECIPES", "DTYPES", "HYPERPARAMETERS",
+           "EXACT_FLOAT64", "CLOSE", "NOISE", "DROPOUT_LIKE", "FREE_DIM", "INDEX_RANGE"]
 
 OPTIMIZERS = ("adam", "sgd", "momentum", "adamw")
 DTYPES = ("float64", "float32")
 
-# The thresholds of l2compare.parity.runner (a floor-2 neighbour this module may not import; a test checks
-# that they agree).
-ENVELOPE_FACTOR = 8.0   # see the module docstring
-
 
 def verify(keras_model, *, data=None, optimizer: str = "adam", steps: int = 20, batch_size: int = 8,
-           dtypes=DTYPES, seed: int = 0) -> list[dict]:
+           dtypes=DTYPES, recipes=RECIPES, seed: int = 0, progress: bool = False, hook=None) -> list[dict]:
     """Train the model in Keras and its port in torch; one record per dtype × recipe (see the module
     docstring for the recipes and the verdict rules).
 
     ``data``: ``(x, y)`` (x a list for several inputs) or None for random data shaped like the model's
     input; a softmax model is trained with (sparse) categorical crossentropy, any other with MSE.
+    ``progress``: a bar per phase on stderr. ``hook(run, model, optimizer)``: called on every torch module
+    the recipes build (optimizer None) and every optimizer (tests inject port mistakes through it).
     """
-    _check_arguments(optimizer, steps, batch_size, dtypes)
-    generate(keras_model)   # a model the porter refuses is refused here, before any training
+    _check_arguments(optimizer, steps, batch_size, dtypes, recipes)
+    generated = generate(keras_model)   # a model the porter refuses is refused here, before any training
     if len(keras_model.outputs) != 1:
         raise VerifyError(f"model {keras_model.name!r} has {len(keras_model.outputs)} outputs; verify compares "
                           "single-output models")
-    records, task, left_out = [], None, None
-    for dtype in dtypes:
-        torch.manual_seed(seed)
-        clone, clone_notes = clone_in(keras_model, dtype)
-        tm = keras_to_torch(clone)
-        if task is None:
-            task = make_task(clone, tm.returns_logits, data, steps, batch_size, seed)
-        x = [a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a for a in task.x]
-        y = task.y.astype(dtype) if np.issubdtype(task.y.dtype, np.floating) else task.y
-        initial = tm.port.state()
-        keys = [k for k, v in initial.items() if np.issubdtype(np.asarray(v).dtype, np.floating)]
-        trainable = moved_keys(tm.port, clone.trainable_variables)
-        if left_out is None:
-            left_out = rounding_driven(TorchRun(tm, "penalty", optimizer, task.loss, task.x, task.y, batch_size,
-                                                keys, trainable), initial)
-        run_info = _run_info(keras_model, clone, tm.port, keys, dtype, optimizer, batch_size, task, clone_notes,
-                             seed)
-        keras_states, keras_losses = keras_fit(clone, tm.port, keys, x, y, task.loss, optimizer, batch_size, dtype)
-        for recipe in RECIPES:
-            run = TorchRun(tm, recipe, optimizer, task.loss, x, y, batch_size, keys, trainable)
-            # A second torch run from a start one ulp away, in lockstep: torch's own envelope.
-            cross, envelope, torch_losses = run.compare(initial, keras_states, envelope=True)
-            records.append(_record(run_info, recipe, keys, cross, envelope, left_out, keras_losses, torch_losses))
+    dtypes = [d for d in DTYPES if d in dtypes]
+    recipes = [r for r in RECIPES if r in recipes]
+    # The data is checked against the user's model (an inference call changes nothing) before any bar starts.
+    task = make_task(keras_model, generated.returns_logits, data, steps, batch_size, seed)
+    bar = _Bars(progress)
+    torch.manual_seed(seed)
+    xs = {d: [a.astype(d) if np.issubdtype(a.dtype, np.floating) else a for a in task.x] for d in DTYPES}
+    ys = {d: task.y.astype(d) if np.issubdtype(task.y.dtype, np.floating) else task.y for d in DTYPES}
+    with bar.phase("Keras: the copies, their train step traced (float32, float64)", 2) as tick:
+        sides = {}
+        for d in ("float32", "float64"):
+            sides[d] = keras_side(keras_model, d, optimizer, task.loss, xs[d], ys[d], batch_size)
+            tick()
+    k32, k64 = sides["float32"], sides["float64"]
+    initial = {d: sides[d].port.state() for d in DTYPES}
+    keys = [k for k, v in initial["float32"].items() if np.issubdtype(np.asarray(v).dtype, np.floating)]
+    trainable = moved_keys(k32.port, k32.clone.trainable_variables)
+    slot_keys = [k for k in keys if k in trainable]
+    runs = {d: {r: TorchRun(sides[d].tm, r, optimizer, task.loss, xs[d], ys[d], batch_size, keys, trainable, hook)
+                for r in recipes} for d in DTYPES}
+    with bar.phase("tensors driven by rounding (float64 gradient)", 1) as tick:
+        left_out = rounding_driven(runs["float64"][recipes[0]], initial["float64"])
+        tick()
+    steppers = {d: TorchStepper(runs[d], initial[d], getattr(torch, d)) for d in DTYPES}
+    # Information, not the verdict: the first recipe trained freely beside Keras, and torch against itself from
+    # a start one ulp away (the envelope: what the model's chaos alone does to a trajectory).
+    lead = recipes[0]
+    free = {d: runs[d][lead].trajectory(initial[d]) for d in dtypes}
+    nudged = {d: runs[d][lead].trajectory(one_ulp_up(initial[d])) for d in dtypes}
+    keras64_free = k64.snapshot()
+    teacher = k32.flat(keys, slot_keys)
+    measure = Measurement(list(teacher), recipes)
+    traj = {d: [] for d in dtypes}
+    envelope = {d: [] for d in dtypes}
+    losses = {(side, d): [] for d in dtypes for side in ("keras", "torch")}
+    n = len(task.x[0]) // batch_size
+    with bar.phase("steps: Keras, then torch from Keras's state, both dtypes", n) as tick:
+        for t in range(n):
+            batch = slice(t * batch_size, (t + 1) * batch_size)
+            before, iterations = k32.snapshot(), k32.iterations
+            loss32 = k32.step([a[batch] for a in xs["float32"]], ys["float32"][batch])
+            after = k32.flat(keys, slot_keys)
+            k64.restore(before)
+            k64.step([a[batch] for a in xs["float64"]], ys["float64"][batch])
+            measure.add(after, k64.flat(keys, slot_keys), steppers["float32"].step(teacher, iterations, batch),
+                        steppers["float64"].step(teacher, iterations, batch))
+            teacher = after
+            # The free-running trajectories, for the record.
+            for d in dtypes:
+                if d == "float32":
+                    keras_now, loss = after, loss32
+                else:
+                    k64.restore(keras64_free)
+                    loss = k64.step([a[batch] for a in xs[d]], ys[d][batch])
+                    keras64_free, keras_now = k64.snapshot(), k64.port.state()
+                losses["keras", d].append(loss)
+                (model, opt), (other, other_opt) = free[d], nudged[d]
+                losses["torch", d].append(runs[d][lead].step(model, opt, batch))
+                traj[d].append(_max_abs(keras_now, model.state_dict(), keys))
+                runs[d][lead].step(other, other_opt, batch)
+                envelope[d].append(_max_abs(model.state_dict(), other.state_dict(), keys))
+            tick()
+    records = []
+    judged = judged_columns(measure.tensors, left_out)
+    for d in dtypes:
+        info = _run_info(keras_model, sides[d], keys, d, optimizer, batch_size, task, seed)
+        for r in recipes:
+            free_run = (lead, np.array(traj[d]), np.array(envelope[d]), _running(losses["keras", d]),
+                        _running(losses["torch", d]))
+            records.append(record(info, r, measure.result(r), judged, keys, free_run, left_out))
     return records
 
 
-def _check_arguments(optimizer, steps, batch_size, dtypes) -> None:
+def _max_abs(a: dict, b: dict, keys: list[str]) -> list[float]:
+    def arr(v):
+        return v.detach().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+
+    return [float(np.abs(arr(a[k]).astype(np.float64) - arr(b[k]).astype(np.float64)).max(initial=0.0)) for k in keys]
+
+
+def _running(losses: list[float]) -> list[float]:
+    """The loss Keras logs after every step of an epoch: the running mean of the batches' losses."""
+    return list(np.cumsum(losses) / np.arange(1, len(losses) + 1)) if losses else []
+
+
+class _Bars:
+    """A tqdm bar per phase on stderr (or nothing)."""
+
+    def __init__(self, show: bool):
+        self.show = show
+
+    def phase(self, what: str, total: int):
+        import contextlib
+
+        @contextlib.contextmanager
+        def bar():
+            if not self.show:
+                yield lambda: None
+                return
+            from tqdm import tqdm
+
+            with tqdm(total=total, desc=what, file=sys.stderr, leave=False, dynamic_ncols=True) as b:
+                yield lambda: b.update(1)
+
+        return bar()
+
+
+def _check_arguments(optimizer, steps, batch_size, dtypes, recipes) -> None:
     if optimizer not in OPTIMIZERS:
         raise VerifyError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
     for what, value in (("steps", steps), ("batch_size", batch_size)):
@@ -120,11 +188,15 @@ def _check_arguments(optimizer, steps, batch_size, dtypes) -> None:
     bad = [d for d in dtypes if d not in DTYPES]
     if bad or not dtypes:
         raise VerifyError(f"dtypes must be among {', '.join(DTYPES)}, got {list(dtypes)!r}")
+    bad = [r for r in recipes if r not in RECIPES]
+    if bad or not recipes:
+        raise VerifyError(f"recipes must be among {', '.join(RECIPES)}, got {list(recipes)!r}")
 
 
-def _run_info(original, clone, port, keys, dtype, optimizer, batch_size, task, clone_notes, seed) -> dict:
+def _run_info(original, side, keys, dtype, optimizer, batch_size, task, seed) -> dict:
     """What every record of one dtype's run shares: the setting, and its notes."""
-    notes = list(clone_notes) + list(task.notes)
+    clone, port = side.clone, side.port
+    notes = list(side.notes) + list(task.notes)
     sparse = []
     if optimizer in SPARSE_SQUARING:
         embeddings = [v for layer in sparse_embeddings(clone) for v in layer.trainable_variables]
@@ -137,90 +209,3 @@ def _run_info(original, clone, port, keys, dtype, optimizer, batch_size, task, c
         "dtype": dtype, "optimizer": optimizer, "batch_size": batch_size, "loss": task.loss, "data": task.source,
         "seed": seed, "regularized": len(port.penalties), "notes": notes, "sparse_adam": sparse,
     }
-
-
-# --- verdicts -----------------------------------------------------------------------------------
-
-def envelope_verdict(cross: np.ndarray, envelope: np.ndarray) -> str:
-    """float32: ``cross`` and ``envelope`` are per-step maxima over tensors. "exact" when every step's
-    cross-framework difference is within ENVELOPE_FACTOR × the envelope's running maximum."""
-    if not (np.isfinite(cross).all() and np.isfinite(envelope).all()):
-        return "wrong"
-    if (cross <= ENVELOPE_FACTOR * np.maximum.accumulate(envelope)).all():
-        return "exact"
-    return "close" if cross.max(initial=0.0) <= CLOSE else "wrong"
-
-
-def _allowed(dtype: str, env_steps: np.ndarray) -> np.ndarray:
-    """Per step, the largest |Δw| a tensor may have and still be exact (the rules above)."""
-    if dtype == "float64":
-        return np.full(len(env_steps), EXACT_FLOAT64)
-    return ENVELOPE_FACTOR * np.maximum.accumulate(env_steps) if len(env_steps) else env_steps
-
-
-def _first_divergence(cross: np.ndarray, allowed: np.ndarray, keys: list[str]) -> dict | None:
-    """The first step where a tensor is past ``allowed`` (a NaN is), and every tensor that is then."""
-    past = ~(cross <= allowed[:, None])
-    if not past.any():
-        return None
-    step = int(past.any(axis=1).argmax())
-    return {"step": step + 1, "tensors": [k for k, bad in zip(keys, past[step]) if bad]}
-
-
-def _worst(cross: np.ndarray) -> tuple[int, int, float]:
-    """(step, tensor column, |Δ|) of the largest difference; a NaN (a diverged side) counts as the largest."""
-    if not cross.size:
-        return 0, 0, 0.0
-    step, col = np.unravel_index(int(np.where(np.isnan(cross), np.inf, cross).argmax()), cross.shape)
-    return int(step), int(col), float(cross[step, col])
-
-
-def _record(info, recipe, keys, cross, envelope, left_out, keras_losses, torch_losses) -> dict:
-    dtype, optimizer = info["dtype"], info["optimizer"]
-    judged = [i for i, k in enumerate(keys) if k not in left_out] or list(range(len(keys)))
-    cross_j, env_j = cross[:, judged], envelope[:, judged]
-    per_step = cross_j.max(axis=1, initial=0.0)
-    env_steps = env_j.max(axis=1, initial=0.0)
-    step, col, worst = _worst(cross_j)
-    verdict = trajectory_verdict(worst) if dtype == "float64" else envelope_verdict(per_step, env_steps)
-    loss_diff = float(np.max(np.abs(np.array(keras_losses) - np.array(torch_losses)))) if keras_losses else 0.0
-    notes = list(info["notes"])
-    left = [k for k in keys if k in left_out and len(judged) < len(keys)]
-    if left:
-        notes.append("left out of the verdict, values driven by rounding: "
-                     + "; ".join(f"{k} ({left_out[k]})" for k in left))
-    if recipe == "stock" and optimizer in ("adam", "adamw"):
-        notes.append("stock torch Adam adds ε inside the bias correction (Keras: outside)")
-    if recipe == "stock" and optimizer == "momentum":
-        notes.append("stock torch SGD momentum is b = μ·b + g; w −= lr·b (Keras: m = μ·m − lr·g; w += m)")
-    if recipe == "stock" and optimizer == "adamw":
-        notes.append("stock torch AdamW decays as w·(1 − lr·wd) (Keras: w − w·wd·lr)")
-    _, all_col, all_worst = _worst(cross)
-    return {
-        **{k: info[k] for k in ("model", "layers", "dtype", "optimizer")},
-        "recipe": recipe, "steps": int(len(cross)),
-        **{k: info[k] for k in ("batch_size", "loss", "data", "seed", "regularized")},
-        "verdict": verdict, "max_dw": worst,
-        "worst_tensor": keys[judged[col]] if judged else None, "worst_step": step + 1,
-        "first_divergence": _first_divergence(cross_j, _allowed(dtype, env_steps), [keys[i] for i in judged]),
-        "max_dw_per_step": [float(v) for v in per_step],
-        "envelope_max": float(env_steps.max(initial=0.0)),
-        "envelope_per_step": [float(v) for v in env_steps],
-        "left_out": left, "left_out_max_dw": _worst(cross[:, [keys.index(k) for k in left]])[2] if left else None,
-        "max_dw_all": all_worst, "worst_tensor_all": keys[all_col] if keys else None,
-        "sparse_adam": info["sparse_adam"],
-        "loss_diff": loss_diff,
-        "rule": RULES[dtype], "left_out_rule": LEFT_OUT_RULE if left else None,
-        "keras_version": keras.__version__, "backend": keras.backend.backend(), "torch_version": torch.__version__,
-        "notes": notes,
-    }
-
-
-RULES = {
-    "float64": f"float64: max |Δw| ≤ {EXACT_FLOAT64:g} exact, ≤ {CLOSE:g} close, else wrong",
-    "float32": f"float32: exact when every step's max |Δw| ≤ {ENVELOPE_FACTOR:g}× the running max of torch's own "
-               f"envelope (two torch runs one ulp apart at the start); else max ≤ {CLOSE:g} close, else wrong",
-}
-LEFT_OUT_RULE = ("tensors whose float64 gradient is zero up to rounding (≤ 1e-12 of the largest), and the buffers "
-                 "they feed, follow rounding noise (Adam scales it to lr-sized steps): left out of both verdicts, "
-                 "named, their differences shown apart")

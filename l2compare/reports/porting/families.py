@@ -60,7 +60,9 @@ def _cell(records: list[dict], dtype: str, recipe: str) -> str:
     if not found:
         return "—"
     r = found[0]
-    return f"{r['verdict']} ({r['max_dw']:.1e})"
+    # The number the verdict follows from: verify's one-step difference (older records: the trajectory's max |Δw|).
+    value = (r.get("onestep") or {}).get("at_worst", r["max_dw"])
+    return f"{r['verdict']} ({value:.1e})"
 
 
 def family_table(cells: list[dict]) -> str:
