@@ -36,3 +36,13 @@ def inverted_residual(lam=1e-2, seed=0, name="inverted_residual"):
     x = layers.GlobalAveragePooling2D()(x)
     out = layers.Dense(4, activation="softmax", kernel_regularizer=l2, name="head")(x)
     return keras.Model(inp, out, name=name)
+
+
+def nested_backbone(lam=1e-2, seed=0, name="nested_backbone"):
+    """``inverted_residual``'s layers as a backbone model used as a layer (as keras.applications models are
+    fine-tuned), with a Dense head of its own outside."""
+    inner = inverted_residual(lam, seed, name="backbone")
+    features = keras.Model(inner.input, inner.get_layer("head").input, name="backbone")
+    inp = keras.Input((10, 10, 3))
+    out = layers.Dense(4, activation="softmax", kernel_regularizer=regularizers.l2(lam), name="top")(features(inp))
+    return keras.Model(inp, out, name=name)
