@@ -20,7 +20,7 @@ from l2compare.porter.layers import FAMILIES
 from l2compare.porter.layers.registry import Ctx, Penalty, check_constraints, freeze, porter_for, regularizer_terms
 from l2compare.porter.errors import PortError
 from l2compare.porter import nesting, source_parts
-from l2compare.porter.graph import walk
+from l2compare.porter.graph import dtype_of, walk
 from l2compare.porter.masks import Tracker
 
 # Every family registers its porters (l2compare.porter.layers.registry.register) when imported.
@@ -70,14 +70,6 @@ def class_name(model_name: str) -> str:
 
 def _shape(tensor) -> tuple:
     return tuple(int(d) if d is not None else -1 for d in tensor.shape[1:])
-
-
-def _dtype(model) -> str:
-    dtype = str(keras.backend.standardize_dtype(model.inputs[0].dtype))
-    if dtype.startswith("float"):
-        return "float64" if dtype == "float64" else "float32"
-    weights = [str(w.dtype) for w in model.weights]
-    return "float64" if "float64" in weights else "float32"
 
 
 def _permutation(rank: int, to: str) -> tuple[int, ...]:
@@ -168,7 +160,7 @@ class _Body:
 def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generated:
     """The standalone torch source for ``model``, or a PortError naming what cannot be ported."""
     walk(model)   # a model with no graph (subclassed, unbuilt) is refused before anything reads its inputs
-    dtype = _dtype(model)
+    dtype = dtype_of(model)
     body = _body(model, dtype, {"names": set(), "bodies": {}}, top=True)
     source = source_parts.assemble(model=model, cls=body.cls, inputs=body.inputs, modules=body.modules,
                                    lines=body.lines, outputs=body.outputs, penalties=body.penalties,

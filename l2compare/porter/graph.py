@@ -59,3 +59,17 @@ def walk(model) -> Graph:
             nodes.append(Node(operation, list(node.arguments.keras_tensors), list(node.outputs),
                               node.arguments.args, node.arguments.kwargs))
     return Graph(list(functional.inputs), list(functional.outputs), nodes)
+
+
+def dtype_of(model) -> str:
+    """float64 or float32: the weights' dtype, else the inputs'. Keras casts a layer's inputs to the
+    layer's dtype, so float64 inputs into float32 layers (floatx set after Keras fixed its dtype policy)
+    compute in float32: refused, rather than ported in a precision Keras does not use."""
+    weights = {str(w.dtype) for w in model.weights if str(w.dtype).startswith(("float", "bfloat"))}
+    inputs = {str(keras.backend.standardize_dtype(t.dtype)) for t in model.inputs}
+    floats = weights | {d for d in inputs if d.startswith("float")}
+    if "float64" in floats and len(floats) > 1:
+        raise PortError(f"model {model.name!r} mixes float64 with {sorted(floats - {'float64'})} in its inputs or "
+                        "weights (Keras casts each layer's inputs to its dtype): build it in one dtype "
+                        "(keras.config.set_dtype_policy as well as set_floatx)")
+    return "float64" if "float64" in floats else "float32"

@@ -92,7 +92,7 @@ def _param(p: Penalty) -> str:
 
 
 
-def _penalty_fn(penalties: list[Penalty], has_activity: bool) -> str:
+def _penalty_fn(penalties: list[Penalty], has_activity: bool, dtype: str) -> str:
     terms = []
     for p in penalties:
         expr = f"{p.lam!r} * {_param(p)}.square().sum()" if p.kind == "l2" else f"{p.lam!r} * {_param(p)}.abs().sum()"
@@ -100,7 +100,8 @@ def _penalty_fn(penalties: list[Penalty], has_activity: bool) -> str:
     if has_activity:
         terms.append(("model.activity_penalty", "activity regularizers, from the last forward pass"))
     if not terms:
-        body = "    return next(model.parameters()).new_zeros(())  # the Keras model has no regularizer"
+        # torch.zeros, not a parameter's new_zeros: a model may have no parameter at all
+        body = f"    return torch.zeros((), dtype=torch.{dtype})  # the Keras model has no regularizer"
     else:
         parts = [f"        {'+ ' if i else '  '}{expr}  # {why}" for i, (expr, why) in enumerate(terms)]
         body = "    return (\n" + "\n".join(parts) + "\n    )"
@@ -165,5 +166,5 @@ def assemble(*, model, cls, inputs, modules, lines, outputs, penalties, notes, h
     extra = has_activity or any(p.kind != "l2" for p in penalties)
     return (_header(model, cls, notes, dtype, fold, extra) + helper_src
             + model_class(cls, model, modules, inputs, lines, outputs, has_activity)
-            + _penalty_fn(penalties, has_activity) + _groups_fn(penalties, has_activity)
+            + _penalty_fn(penalties, has_activity, dtype) + _groups_fn(penalties, has_activity)
             + _loader(cls, dtype, weights_file))

@@ -180,3 +180,8 @@ def custom_scale(ctx: Ctx) -> Port:
     # InceptionResNetV2's residual: inputs[0] + inputs[1] * scale (a Python float, as TF multiplies it).
     return Port(ctx.out_shape, [f"{{y}} = {{x0}} + {{x1}} * {float(ctx.layer.scale)!r}  # {ctx.layer.name}: "
                                 "CustomScaleLayer"])
+
+
+@register(kl.Identity, layout="any")
+def identity(ctx: Ctx) -> Port:
+    return _identity(ctx, "Identity")

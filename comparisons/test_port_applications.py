@@ -1,0 +1,62 @@
+"""keras.applications, as users bring them (``l2compare.porter.applications``: weights=None, smallest input,
+10 classes, L2 on every kernel, BatchNorm statistics and biases randomized): each ports exactly, alone and
+as the frozen or trained backbone of a transfer-learning model.
+
+Bounds. float64: forward (relative to max |output|) and penalty (relative) <= 1e-12, the porter's float64
+bound (comparisons/portcheck.py). float32: forward <= 1e-5 relative to max |output| (the issue's bound;
+measured worst below it by a factor of 10 or more, see results/applications.csv).
+"""
+import keras
+import pytest
+
+from l2compare.porter import applications
+
+TOL = {"float64": 1e-12, "float32": 1e-5}
+# `make test`: the applications that bring the layers no other test model has, at their smallest: MobileNetV3
+# (Rescaling, hard-swish as ReLU(6) and ops nodes, squeeze-and-excite), EfficientNet (Rescaling, Normalization,
+# drop connect), ConvNeXt's own builder at narrow widths (the nested stem Sequential, LayerScale). float32 for
+# the first two: torch's float64 depthwise convolution is the slow reference loop (thnn), seconds per forward
+# pass. Every application, the rest of each family included, in both dtypes: the slow tier (below), about
+# 10 s to 3 min each here; the families' smallest alone would take 2 min of `make test`.
+FAST = [("MobileNetV3Small", "float32"), ("EfficientNetB0", "float32"), ("ConvNeXtNarrow", "float64")]
+
+
+def _check(model, dtype: str, what: str) -> dict:
+    result = applications.measure(model, dtype)
+    assert result["terms"] == result["keras_terms"] > 0, f"{what}: {result['terms']} penalty terms, Keras " \
+                                                         f"{result['keras_terms']}"
+    assert result["forward"] <= TOL[dtype], f"{what} {dtype}: forward max |Δ|/max |y| = {result['forward']:.3g}"
+    assert result["penalty"] <= TOL["float64" if dtype == "float64" else "float32"], \
+        f"{what} {dtype}: penalty relative difference {result['penalty']:.3g}"
+    return result
+
+
+@pytest.mark.parametrize("name,dtype", FAST)
+def test_applications_with_the_new_layers_port_exactly(name, dtype):
+    _check(applications.build(name, dtype), dtype, name)
+
+
+def test_a_transfer_learning_model_ports_exactly_frozen_and_not():
+    """base(include_top=False) called with training=False + GAP + Dense: frozen, only the new Dense is
+    regularized (one term); trained, every kernel of the base too."""
+    model = applications.transfer("ConvNeXtNarrow", "float64", frozen=True)
+    assert _check(model, "float64", "transfer, frozen base")["terms"] == 1
+    model.get_layer("convnext_narrow").trainable = True
+    assert _check(model, "float64", "transfer, trained base")["terms"] > 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", list(applications.APPLICATIONS))
+def test_every_application_ports_exactly(name, dtype):
+    """Every keras.applications model in both dtypes: about 25 min on 2 cores (the large ones build
+    hundreds of millions of parameters); nothing smaller covers them."""
+    _check(applications.build(name, dtype), dtype, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("frozen", [False, True])
+@pytest.mark.parametrize("name", list(applications.SMALLEST.values()))
+def test_every_family_as_a_transfer_learning_backbone(name, frozen):
+    """Each family's smallest model as a nested backbone, frozen and not (float32: the pattern in use)."""
+    _check(applications.transfer(name, "float32", frozen=frozen), "float32", f"{name} transfer frozen={frozen}")

@@ -1,0 +1,164 @@
+"""Every keras.applications model, as a user brings it: ``weights=None``, its smallest input, 10 classes, L2
+on every kernel (``clone_model`` with a ``clone_function`` setting the regularizers), BatchNorm statistics,
+biases and scales randomized so that none is the identity. ``measure`` ports one and compares the port's
+forward pass (logits: ``classifier_activation=None``) and penalty with Keras's.
+
+``python -m l2compare.porter.applications results/applications.csv [--only NAME,...] [--dtypes float64,float32]``
+writes the table (application, parameters, forward and penalty differences, port time) that PORTING.md shows.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from contextlib import contextmanager
+
+import keras
+import numpy as np
+import torch
+
+from l2compare.porter.convert import keras_to_torch
+
+# name -> (smallest input side, family). The smallest side is each constructor's min_size (Keras's
+# imagenet_utils.obtain_input_shape), except NASNetLarge, whose reduction cells need 331 // 10 at least.
+APPLICATIONS = {
+    "VGG16": (32, "VGG"), "VGG19": (32, "VGG"),
+    "ResNet50": (32, "ResNet"), "ResNet101": (32, "ResNet"), "ResNet152": (32, "ResNet"),
+    "ResNet50V2": (32, "ResNetV2"), "ResNet101V2": (32, "ResNetV2"), "ResNet152V2": (32, "ResNetV2"),
+    "InceptionV3": (75, "Inception"), "InceptionResNetV2": (75, "InceptionResNetV2"), "Xception": (71, "Xception"),
+    "MobileNet": (32, "MobileNet"), "MobileNetV2": (32, "MobileNetV2"),
+    "MobileNetV3Small": (32, "MobileNetV3"), "MobileNetV3Large": (32, "MobileNetV3"),
+    "DenseNet121": (32, "DenseNet"), "DenseNet169": (32, "DenseNet"), "DenseNet201": (32, "DenseNet"),
+    "NASNetMobile": (32, "NASNet"), "NASNetLarge": (32, "NASNet"),
+    **{f"EfficientNetB{i}": (32, "EfficientNet") for i in range(8)},
+    **{f"EfficientNetV2{v}": (32, "EfficientNetV2") for v in ("B0", "B1", "B2", "B3", "S", "M", "L")},
+    **{f"ConvNeXt{v}": (32, "ConvNeXt") for v in ("Tiny", "Small", "Base", "Large", "XLarge")},
+}
+# Each family's smallest member: the ones `make test` ports.
+SMALLEST = {}
+for _name, (_, _family) in APPLICATIONS.items():
+    SMALLEST.setdefault(_family, _name)
+SMALLEST.update({"NASNet": "NASNetMobile", "MobileNetV3": "MobileNetV3Small"})
+_KERNELS = ("kernel_regularizer", "depthwise_regularizer", "pointwise_regularizer")
+
+
+@contextmanager
+def floatx(dtype: str):
+    """Build in ``dtype``: floatx for inputs, and the global dtype policy for layers. Keras fixes that
+    policy from floatx when the first layer is made and keeps it (dtype_policies.dtype_policy), so
+    floatx alone would give float64 inputs and float32 layers once any layer exists."""
+    before, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(before)
+        keras.config.set_dtype_policy(policy)
+
+
+def with_l2(model, lam: float = 1e-4):
+    """The usual way to put L2 on every kernel of a built model: clone it, each layer from its config."""
+    def clone(layer):
+        config = layer.get_config()
+        for key in _KERNELS:
+            if key in config:
+                config[key] = keras.regularizers.l2(lam)
+        return layer.__class__.from_config(config)
+    return keras.models.clone_model(model, clone_function=clone, recursive=True)
+
+
+def randomize(model, seed: int = 0) -> None:
+    """BatchNorm statistics, scales and shifts, biases and LayerScale's γ drawn at random (Keras's
+    initial values 0 and 1 would hide a port that mixes them up)."""
+    rng = np.random.default_rng(seed)
+    for var in model.weights:
+        name, shape = var.path.rsplit("/", 1)[-1], tuple(var.shape)
+        if name in ("moving_variance", "gamma"):
+            var.assign(rng.uniform(0.5, 1.5, shape).astype(var.dtype))
+        elif name in ("moving_mean", "beta", "bias"):
+            var.assign(rng.normal(0.0, 0.1, shape).astype(var.dtype))
+
+
+def _convnext_small_widths(**args):
+    """ConvNeXt's own builder (keras.src.applications.convnext.ConvNeXt) with one block per stage and
+    narrow stages: every layer kind of ConvNeXtTiny (the nested stem, LayerScale, LayerNormalization,
+    the preprocessing Normalization), at 1/20 of its build time."""
+    from keras.src.applications.convnext import ConvNeXt
+
+    return ConvNeXt(depths=[1, 1, 1, 1], projection_dims=[8, 16, 32, 64], name="convnext_narrow", **args)
+
+
+# Builders beside the applications themselves, for quick tests: name -> (constructor, smallest side).
+NARROW = {"ConvNeXtNarrow": (_convnext_small_widths, 32)}
+
+
+def build(name: str, dtype: str, *, top: bool = True, seed: int = 0):
+    """``name`` at its smallest input with L2 on every kernel; ``top=False``: the backbone alone."""
+    constructor, side = NARROW[name] if name in NARROW else (getattr(keras.applications, name), APPLICATIONS[name][0])
+    with floatx(dtype):
+        keras.utils.set_random_seed(seed)
+        args = dict(weights=None, input_shape=(side, side, 3))
+        args.update(dict(classes=10, classifier_activation=None) if top else dict(include_top=False))
+        model = with_l2(constructor(**args))
+    randomize(model, seed)
+    return model
+
+
+def transfer(name: str, dtype: str, *, frozen: bool, seed: int = 0):
+    """The fine-tuning pattern: base(include_top=False) called with training=False, GAP, a new Dense.
+    ``model.get_layer(base name).trainable`` switches between the two phases afterwards."""
+    base = build(name, dtype, top=False, seed=seed)
+    base.trainable = not frozen
+    with floatx(dtype):
+        i = keras.Input(base.input_shape[1:])
+        h = keras.layers.GlobalAveragePooling2D()(base(i, training=False))
+        out = keras.layers.Dense(10, kernel_regularizer=keras.regularizers.l2(1e-4), name="classifier")(h)
+        return keras.Model(i, out, name=f"{name}_transfer")
+
+
+def measure(model, dtype: str, seed: int = 0) -> dict:
+    """Port ``model``; Keras against the port on one random batch: forward pass (max |Δ| relative to
+    max |Keras's output|) and penalty (|Δ| relative to Keras's), port time."""
+    x = np.random.default_rng(seed).random((2, *model.input_shape[1:])).astype(dtype)
+    start = time.perf_counter()
+    port = keras_to_torch(model).eval()
+    seconds = time.perf_counter() - start
+    expected = np.asarray(keras.ops.convert_to_numpy(model(x, training=False)), np.float64)
+    with torch.no_grad():
+        got = port(torch.from_numpy(x)).double().numpy()
+    keras_penalty = float(sum(float(keras.ops.convert_to_numpy(v)) for v in model.losses))
+    torch_penalty = float(port.source_module.l2_penalty(port).detach())
+    return {"parameters": int(model.count_params()), "forward": float(np.abs(expected - got).max() / np.abs(expected).max()),
+            "penalty": abs(keras_penalty - torch_penalty) / keras_penalty if keras_penalty else abs(torch_penalty),
+            "port_s": seconds, "terms": len(port.port.penalties), "keras_terms": len(model.losses)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("--only", default="", help="comma-separated application names (default: all)")
+    parser.add_argument("--dtypes", default="float64,float32")
+    args = parser.parse_args(argv)
+    names = [n for n in args.only.split(",") if n] or list(APPLICATIONS)
+    fields = ["application", "family", "parameters", "float64_forward", "float32_forward", "penalty", "port_s"]
+    with open(args.out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fields)
+        writer.writeheader()
+        for name in names:
+            row = {"application": name, "family": APPLICATIONS[name][1]}
+            for dtype in args.dtypes.split(","):
+                result = measure(build(name, dtype), dtype)
+                row.update({"parameters": result["parameters"], f"{dtype}_forward": f"{result['forward']:.3g}"})
+                if dtype == "float64" or "penalty" not in row:
+                    row.update(penalty=f"{result['penalty']:.3g}", port_s=f"{result['port_s']:.2f}")
+                keras.backend.clear_session()
+            writer.writerow(row)
+            f.flush()
+            print(row, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
