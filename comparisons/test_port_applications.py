@@ -49,8 +49,11 @@ def test_a_transfer_learning_model_ports_exactly_frozen_and_not():
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", list(applications.APPLICATIONS))
 def test_every_application_ports_exactly(name, dtype):
-    """Every keras.applications model in both dtypes: about 25 min on 2 cores (the large ones build
-    hundreds of millions of parameters); nothing smaller covers them."""
+    """Every keras.applications model in both dtypes (ConvNeXtLarge and XLarge in float32 only:
+    applications.FLOAT32_ONLY): over an hour on 2 cores, the large ones building hundreds of millions of
+    parameters; nothing smaller covers them."""
+    if dtype == "float64" and name in applications.FLOAT32_ONLY:
+        pytest.skip("float64 does not fit: applications.FLOAT32_ONLY")
     _check(applications.build(name, dtype), dtype, name)
 
 

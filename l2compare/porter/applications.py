@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import sys
 import time
 from contextlib import contextmanager
@@ -20,8 +21,7 @@ import torch
 
 from l2compare.porter.convert import keras_to_torch
 
-# name -> (smallest input side, family). The smallest side is each constructor's min_size (Keras's
-# imagenet_utils.obtain_input_shape), except NASNetLarge, whose reduction cells need 331 // 10 at least.
+# name -> (smallest input side, family): each constructor's min_size (Keras's imagenet_utils.obtain_input_shape).
 APPLICATIONS = {
     "VGG16": (32, "VGG"), "VGG19": (32, "VGG"),
     "ResNet50": (32, "ResNet"), "ResNet101": (32, "ResNet"), "ResNet152": (32, "ResNet"),
@@ -35,7 +35,10 @@ APPLICATIONS = {
     **{f"EfficientNetV2{v}": (32, "EfficientNetV2") for v in ("B0", "B1", "B2", "B3", "S", "M", "L")},
     **{f"ConvNeXt{v}": (32, "ConvNeXt") for v in ("Tiny", "Small", "Base", "Large", "XLarge")},
 }
-# Each family's smallest member: the ones `make test` ports.
+# Ported in float32 only: in float64 Keras's model, its clone and the port hold 3 copies of 200-350 M
+# parameters at 8 bytes (over 8 GB), more than a shared 23 GB test machine gives one process.
+FLOAT32_ONLY = ("ConvNeXtLarge", "ConvNeXtXLarge")
+# Each family's smallest member.
 SMALLEST = {}
 for _name, (_, _family) in APPLICATIONS.items():
     SMALLEST.setdefault(_family, _name)
@@ -143,17 +146,27 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(APPLICATIONS)
     fields = ["application", "family", "parameters", "float64_forward", "float32_forward", "penalty", "port_s"]
+    # Resumable: rows already in OUT are kept, and their applications skipped.
+    try:
+        with open(args.out, newline="") as f:
+            done = {row["application"]: row for row in csv.DictReader(f)}
+    except FileNotFoundError:
+        done = {}
     with open(args.out, "w", newline="") as f:
         writer = csv.DictWriter(f, fields)
         writer.writeheader()
-        for name in names:
-            row = {"application": name, "family": APPLICATIONS[name][1]}
+        writer.writerows(done.values())
+        for name in (n for n in names if n not in done):
+            row = {"application": name, "family": APPLICATIONS[name][1], "float64_forward": "not run"}
             for dtype in args.dtypes.split(","):
+                if dtype == "float64" and name in FLOAT32_ONLY:
+                    continue
                 result = measure(build(name, dtype), dtype)
                 row.update({"parameters": result["parameters"], f"{dtype}_forward": f"{result['forward']:.3g}"})
-                if dtype == "float64" or "penalty" not in row:
+                if dtype == "float64" or "penalty" not in row:   # the penalty and port time of float64 if run
                     row.update(penalty=f"{result['penalty']:.3g}", port_s=f"{result['port_s']:.2f}")
                 keras.backend.clear_session()
+                gc.collect()
             writer.writerow(row)
             f.flush()
             print(row, file=sys.stderr)
