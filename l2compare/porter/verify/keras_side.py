@@ -118,14 +118,18 @@ class KerasSide:
             logs = self.clone.train_on_batch(x if len(x) > 1 else x[0], y, return_dict=True)
         return float(logs["loss"])
 
-    def flat(self, keys, trainable_keys) -> dict[str, np.ndarray]:
-        """The current weights and buffers (``keys``) and optimizer slots ("key:slot", for
-        ``trainable_keys``) in the port's layout: each slot is read through the port's own weight
-        readers, by standing it in for its variable for a moment."""
+    def flat(self, keys, trainable_keys, snapshot=None) -> dict[str, np.ndarray]:
+        """The weights and buffers (``keys``) and optimizer slots ("key:slot", for ``trainable_keys``) in the
+        port's layout, now or of ``snapshot``: gathered through the port's layout moves (``_layout``), or,
+        where those are not plain moves, read through the port's own weight readers (each slot standing in
+        for its variable for a moment)."""
+        layout = self._layout(keys)
+        if layout is not None:
+            return self._gather(layout, snapshot or self.snapshot(), keys, trainable_keys)
+        if snapshot is not None:
+            self.restore(snapshot)
         state = self.port.state()
         out = {k: state[k] for k in keys}
-        if not self.slots:
-            return out
         saved = [_numpy(v) for v in self.trainable]
         try:
             for slot, values in self.slots.items():
@@ -136,6 +140,55 @@ class KerasSide:
         finally:
             for v, value in zip(self.trainable, saved):
                 v.assign(value)
+        return out
+
+    def _layout(self, keys):
+        """{key: the index of each of its elements in the model's float variables, flattened one after the
+        other}, found once by giving every element its own index and reading the port; None if the port's
+        readers do more than move elements (or float32 cannot hold the indices exactly)."""
+        if getattr(self, "_layout_of", False) is not False:
+            return self._layout_of
+        variables = list(self.clone.variables)
+        floats = [i for i, v in enumerate(variables) if "float" in keras.backend.standardize_dtype(v.dtype)]
+        saved = [_numpy(variables[i]) for i in floats]
+        sizes = [a.size for a in saved]
+        self._layout_of, self._floats = None, floats
+        if sum(sizes) + 1 < 2 ** np.finfo(saved[0].dtype if saved else np.float64).nmant:
+            offset = 1   # 0 would be a zero the reader made up
+            try:
+                for i, a in zip(floats, saved):
+                    variables[i].assign(np.arange(offset, offset + a.size, dtype=a.dtype).reshape(a.shape))
+                    offset += a.size
+                probe = self.port.state()
+            finally:
+                for i, a in zip(floats, saved):
+                    variables[i].assign(a)
+            layout = {}
+            for k in keys:
+                index = np.asarray(probe[k]).astype(np.int64) - 1
+                if not (index >= 0).all() or not np.array_equal(index + 1, probe[k]):
+                    return None
+                layout[k] = index
+            real = self.port.state()
+            whole = np.concatenate([a.ravel() for a in saved]) if saved else np.zeros(0)
+            if all(np.array_equal(whole[layout[k]], real[k]) for k in keys):
+                self._layout_of = layout
+        return self._layout_of
+
+    def _gather(self, layout, snapshot, keys, trainable_keys) -> dict[str, np.ndarray]:
+        values, state = snapshot
+        whole = np.concatenate([np.asarray(values[i]).ravel() for i in self._floats])
+        out = {k: whole[layout[k]] for k in keys}
+        position = {id(self.clone.variables[i]): n for n, i in enumerate(self._floats)}
+        segments = [np.asarray(values[i]).ravel() for i in self._floats]
+        at = 1   # state[0] is the iteration count; then each slot's values in the order of self.trainable
+        for slot, variables in self.slots.items():
+            parts = [np.zeros_like(seg) for seg in segments]
+            for v, value in zip(self.trainable, state[at:at + len(variables)]):
+                parts[position[id(v)]] = np.asarray(value).ravel()
+            at += len(variables)
+            whole = np.concatenate(parts)
+            out.update({f"{k}:{slot}": whole[layout[k]] for k in trainable_keys})
         return out
 
 

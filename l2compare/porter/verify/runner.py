@@ -101,8 +101,8 @@ def verify(keras_model, *, data=None, optimizer: str = "adam", steps: int = 20, 
     lead = recipes[0]
     free = {d: runs[d][lead].trajectory(initial[d]) for d in dtypes}
     nudged = {d: runs[d][lead].trajectory(one_ulp_up(initial[d])) for d in dtypes}
-    keras64_free = k64.snapshot()
-    teacher = k32.flat(keys, slot_keys)
+    keras64_free, before = k64.snapshot(), k32.snapshot()
+    teacher = k32.flat(keys, slot_keys, before)
     measure = Measurement(list(teacher), recipes)
     traj = {d: [] for d in dtypes}
     envelope = {d: [] for d in dtypes}
@@ -111,14 +111,15 @@ def verify(keras_model, *, data=None, optimizer: str = "adam", steps: int = 20, 
     with bar.phase("steps: Keras, then torch from Keras's state, both dtypes", n) as tick:
         for t in range(n):
             batch = slice(t * batch_size, (t + 1) * batch_size)
-            before, iterations = k32.snapshot(), k32.iterations
+            iterations = k32.iterations
             loss32 = k32.step([a[batch] for a in xs["float32"]], ys["float32"][batch])
-            after = k32.flat(keys, slot_keys)
+            now = k32.snapshot()
+            after = k32.flat(keys, slot_keys, now)
             k64.restore(before)
             k64.step([a[batch] for a in xs["float64"]], ys["float64"][batch])
             measure.add(after, k64.flat(keys, slot_keys), steppers["float32"].step(teacher, iterations, batch),
                         steppers["float64"].step(teacher, iterations, batch))
-            teacher = after
+            teacher, before = after, now
             # The free-running trajectories, for the record.
             for d in dtypes:
                 if d == "float32":
@@ -126,7 +127,8 @@ def verify(keras_model, *, data=None, optimizer: str = "adam", steps: int = 20, 
                 else:
                     k64.restore(keras64_free)
                     loss = k64.step([a[batch] for a in xs[d]], ys[d][batch])
-                    keras64_free, keras_now = k64.snapshot(), k64.port.state()
+                    keras64_free = k64.snapshot()
+                    keras_now = k64.flat(keys, [], keras64_free)
                 losses["keras", d].append(loss)
                 (model, opt), (other, other_opt) = free[d], nudged[d]
                 losses["torch", d].append(runs[d][lead].step(model, opt, batch))
