@@ -253,3 +253,16 @@ def test_records_are_json_and_the_report_renders(cnn, tmp_path):
     assert "![|Δw| per step against the envelope](v.png)" in text and (tmp_path / "v.png").stat().st_size > 1000
     assert re.search(r"float32 +stock", verify_report.text_table(records))
     assert "a different computation" not in text   # every verdict is exact: nothing says otherwise
+
+
+def test_keras_is_traced_once_per_configuration_and_reset_between_runs(cnn):
+    """A second run of the same configuration reuses the traced Keras sides, reset to the model's weights and a
+    fresh optimizer: the same records, bit for bit. Another optimizer is another configuration."""
+    from l2compare.porter.verify import keras_side
+
+    first = verify(cnn, optimizer="sgd", steps=2, recipes=("penalty",))
+    sides = [id(side) for _, side in keras_side._SIDES]
+    assert verify(cnn, optimizer="sgd", steps=2, recipes=("penalty",)) == first
+    assert [id(side) for _, side in keras_side._SIDES] == sides
+    verify(cnn, optimizer="momentum", steps=1, recipes=("penalty",))
+    assert len({id(side) for _, side in keras_side._SIDES} - set(sides)) == 2   # float32 and float64

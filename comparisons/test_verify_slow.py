@@ -22,7 +22,7 @@ def mobilenet_v2_with_l2():
 
 @pytest.mark.slow
 def test_mobilenet_v2_is_exact_for_penalty_and_coupled():
-    """Slow (about 2-3 minutes on 2 cores): Keras traces MobileNetV2's train step in each dtype (about 25 s each)
+    """Slow (65 s on 2 shared cores): Keras traces MobileNetV2's train step in each dtype (about 25 s each)
     and torch's float64 depthwise convolutions are slow; a smaller model with the same layers runs in the default
     suite (test_verify_sensitivity.py)."""
     from l2compare.porter.verify.runner import verify

@@ -203,7 +203,7 @@ def keras_side(model, dtype: str, optimizer: str, loss: str, x: list, y, batch_s
     """A KerasSide of ``model`` compiled and traced for this configuration: built on first use, then reused
     (reset to the model's current weights and a fresh optimizer)."""
     key = (id(model), dtype, optimizer, loss, batch_size, tuple((a.shape[1:], a.dtype.str) for a in x),
-           (y.shape[1:], y.dtype.str))
+           (y.shape[1:], y.dtype.str), tuple(layer.trainable for layer in layers_of(model)))   # a layer frozen since
     for k, side in _SIDES:
         if k == key and side.source() is model:
             side.reset()
