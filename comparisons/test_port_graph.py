@@ -85,16 +85,21 @@ def test_unported_ops_nodes_are_refused(build, message):
         keras_to_torch(keras.Model(i, build(i)))
 
 
-def test_a_nested_subclassed_model_is_refused():
-    """Nested Sequential and functional models are ported (test_port_nested.py); a nested subclassed
-    model has no graph, and the refusal names it."""
+def test_a_nested_subclassed_model_is_traced():
+    """Nested models are ported (test_port_nested.py); a nested subclassed one is traced into a graph of
+    its layers and ops (test_port_traced.py) and keeps its Keras name as the submodule's."""
     class Inner(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = layers.Dense(3, kernel_regularizer=regularizers.l2(0.5), name="dense")
+
         def call(self, x):
-            return x * 2.0
+            return ops.tanh(self.dense(x)) * 2.0
 
     i = keras.Input((4,))
-    with pytest.raises(PortError, match=r"Inner \('inner'\) is a subclassed keras.Model"):
-        keras_to_torch(keras.Model(i, Inner(name="inner")(i)))
+    km = keras.Model(i, layers.Dense(2)(Inner(name="inner")(i)))
+    tm = portcheck.assert_forward(km, np.random.default_rng(4).random((3, 4)).astype("float32"))
+    assert [p.keras for p in tm.port.penalties] == ["inner/dense/kernel"] and hasattr(tm.inner, "dense")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -19,7 +19,7 @@ from torch import nn
 from l2compare.porter.layers import FAMILIES
 from l2compare.porter.layers.registry import Ctx, Penalty, check_constraints, freeze, porter_for, regularizer_terms
 from l2compare.porter.errors import PortError
-from l2compare.porter import nesting, source_parts
+from l2compare.porter import nesting, source_parts, tracing
 from l2compare.porter.graph import dtype_of, walk
 from l2compare.porter.masks import Tracker
 
@@ -159,7 +159,8 @@ class _Body:
 
 def generate(model, *, weights_file: str = "model_torch_weights.pt") -> Generated:
     """The standalone torch source for ``model``, or a PortError naming what cannot be ported."""
-    walk(model)   # a model with no graph (subclassed, unbuilt) is refused before anything reads its inputs
+    model = tracing.traced(model)   # a subclassed model's call() and Lambdas as graphs of layers and ops
+    walk(model)   # a model with no graph (unbuilt) is refused before anything reads its inputs
     dtype = dtype_of(model)
     body = _body(model, dtype, {"names": set(), "bodies": {}}, top=True)
     source = source_parts.assemble(model=model, cls=body.cls, inputs=body.inputs, modules=body.modules,
