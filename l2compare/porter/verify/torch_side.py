@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from l2compare.core.verdicts import one_ulp_up
 from l2compare.porter.convert import load_state
 from l2compare.porter.verify.keras_side import HYPERPARAMETERS
 
@@ -154,12 +153,6 @@ def export_slots(optimizer, params: dict) -> dict[str, np.ndarray]:
                     value = -value * group_of[id(p)]["lr"]
                 out[f"{name}:{slot}"] = value.numpy().copy()
     return out
-
-
-def _max_abs(a, b) -> float:
-    a = a.detach().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-    b = b.detach().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
-    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max(initial=0.0))
 
 
 def rounding_driven(run: TorchRun, initial: dict[str, np.ndarray]) -> dict[str, str]:
