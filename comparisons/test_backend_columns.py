@@ -13,6 +13,7 @@ def test_the_backends_are_registered_columns():
 
 
 def test_keras_on_jax_and_on_torch_run_through_the_engine(tmp_path, capsys):
+    """Over 20 s: a worker process per Keras backend (three framework imports), two epochs each."""
     from l2compare.engine.store import RunStore
     from l2compare import pipeline
 
@@ -38,7 +39,8 @@ def test_keras_on_jax_and_on_torch_run_through_the_engine(tmp_path, capsys):
 
 def test_parity_mode_starts_every_backend_from_tensorflows_initial_weights(tmp_path):
     """Parity mode: Keras on JAX and on torch start from the weights Keras on TensorFlow draws
-    (columns.PARITY_SOURCE), moved through the parent; native mode, from their own initializers."""
+    (columns.PARITY_SOURCE), moved through the parent; native mode, from their own initializers. Over 20 s:
+    a worker process per backend, each importing its framework, for one epoch per mode."""
     from l2compare.engine import workers
     from l2compare.engine.store import RunStore
 

@@ -24,6 +24,8 @@ def _keys(path: Path) -> list[str]:
 
 
 def test_killed_run_resumes_without_duplicates_and_reports(tmp_path):
+    """Over 20 s: the real CLI twice (a killed run and its resume), each starting a worker process per
+    framework, and the reports; 12 one-epoch runs leave room for the kill to land mid-experiment."""
     out = tmp_path / "results"
     runs = out / "runs.jsonl"
     # article with 1 seed, 1 epoch: 3 models × 2 λ × 2 frameworks = 12 runs.

@@ -5,6 +5,7 @@ from l2compare.reports import bench_table as bench_report
 
 
 def test_bench_runs_tiny_and_writes_report(tmp_path):
+    """Over 20 s: one worker process per framework column (four framework imports), one timed epoch each."""
     records = bench.run(tmp_path, repeats=1, epochs=1, models=("mlp",))
     assert RunStore(tmp_path / "bench.jsonl").records() == records  # stored as measured
     from l2compare.core import columns

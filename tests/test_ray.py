@@ -54,7 +54,8 @@ def _same(a: dict, b: dict) -> bool:
 
 def test_a_ray_run_gives_the_local_runs_record(ray_instance, tmp_path):
     """torch bit for bit, Keras too on this machine (the same CPU, the same single thread): native, and
-    parity mode, where torch starts from the Keras task's result."""
+    parity mode, where torch starts from the Keras task's result. Over 20 s: six runs (each side of the
+    comparison), each in a fresh worker process that imports its framework; one epoch less saves little."""
     specs = [_spec("torch"), _spec("torch", mode="parity"), _spec("keras")]
     on_ray = _execute(specs, RunStore(tmp_path / "ray.jsonl"), executor="ray")
     local = _execute(specs, RunStore(tmp_path / "local.jsonl"), executor="local")
@@ -81,7 +82,8 @@ def _task_pids() -> list[int]:
 
 def test_a_worker_killed_mid_run_is_retried_and_recorded_once(ray_instance, tmp_path):
     """SIGKILL the Ray worker process while it trains; Ray reruns the task in a new process, and the
-    driver records the run once, with the record an uninterrupted run gives."""
+    driver records the run once, with the record an uninterrupted run gives. Over 20 s: the run must
+    outlast the kill (8 epochs of the cnn on digits), then run again whole, and once more locally."""
     spec = _spec("torch", model="cnn", epochs=8, dataset="digits")
     killed: list[int] = []
 
@@ -138,7 +140,8 @@ def test_a_killed_driver_loses_nothing_and_duplicates_nothing(ray_instance, tmp_
     """The CLI's sweep_large, reduced (torch only, 1 seed, 1 epoch, the article's data), on the module's
     local Ray instance, which the driver joins with --address as it would a cluster's (a Ray start per
     driver cost more than the runs): SIGKILL the driver once some runs are recorded, rerun it, and
-    every run is stored once."""
+    every run is stored once. Over 20 s: two driver processes (each imports the CLI and joins Ray) and
+    30 one-epoch runs, enough that the kill lands mid-sweep."""
     address = ray_instance.get_runtime_context().gcs_address
     out = tmp_path / "results"
     argv = [sys.executable, "-m", "l2compare.cli", "run", "sweep_large", "--executor", "ray", "--frameworks", "torch",
