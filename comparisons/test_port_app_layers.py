@@ -49,7 +49,8 @@ def test_application_layers_are_exact(dtype, keras_seed, tmp_path):
     # Training mode: StochasticDepth draws at random, so it runs at rate 0 here; in float64 Keras's own
     # StochasticDepth fails in training (it draws float32 noise: a Keras bug), so it is left out.
     portcheck.assert_gradients(km, x, np.array([0, 1, 2, 0]))
-    portcheck.assert_standalone(km, x, tmp_path)
+    if dtype == "float64":   # the file once: a fresh Python with torch costs seconds
+        portcheck.assert_standalone(km, x, tmp_path)
     assert "KerasNormalization" in tm.port.source and "float(\"-inf\")" in tm.port.source
 
 

@@ -42,7 +42,9 @@ def test_a_siamese_backbone_is_one_submodule_counted_as_keras_counts(dtype, kera
     x, y = _data(dtype)
     tm = portcheck.assert_forward(km, x)
     portcheck.assert_gradients(km, x, y, tm=tm)   # BatchNorm in training mode, twice, activity terms twice
-    source = portcheck.assert_standalone(km, x, tmp_path)
+    # The standalone file in float64 only: a fresh Python with torch costs seconds, and the file's text is
+    # the same in both dtypes but for the dtype name.
+    source = portcheck.assert_standalone(km, x, tmp_path) if dtype == "float64" else tm.port.source
     # Keras's losses: each regularized kernel once (three), the activity term once per call (two).
     assert len(km.losses) == 5 and len(tm.port.penalties) == 3
     assert [p.keras for p in tm.port.penalties] == ["base/conv1/kernel", "base/inner/dense/kernel", "head/kernel"]

@@ -146,7 +146,7 @@ _SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, Hea
                  derandomize=True)
 
 
-@settings(max_examples=100, **_SETTINGS)
+@settings(max_examples=60, **_SETTINGS)
 @given(models())
 def test_random_models_port_exactly_or_are_refused_by_name(drawn):
     _ports_exactly_or_names_the_layer(drawn)
@@ -156,5 +156,5 @@ def test_random_models_port_exactly_or_are_refused_by_name(drawn):
 @settings(max_examples=1000, **_SETTINGS)
 @given(models())
 def test_many_random_models_port_exactly_or_are_refused_by_name(drawn):
-    """1000 models: about 2 min; the default run draws 100 of the same kind."""
+    """1000 models: about 2 min; the default run draws 60 of the same kind."""
     _ports_exactly_or_names_the_layer(drawn)

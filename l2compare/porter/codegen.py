@@ -207,7 +207,9 @@ def _body(model, dtype: str, seen: dict, top: bool = False) -> _Body:
                   fold_softmax=fold and node.outputs[0] is graph.outputs[0])
         ctx.masks = masks.inputs(node)
         if nested:
-            inner = seen["bodies"].get(id(op)) or seen["bodies"].setdefault(id(op), _body(op, dtype, seen))
+            if id(op) not in seen["bodies"]:   # one class per nested model, however often it is called
+                seen["bodies"][id(op)] = _body(op, dtype, seen)
+            inner = seen["bodies"][id(op)]
             port, inner_activity = nesting.port_model(ctx, inner)
             has_activity = has_activity or inner_activity
             classes.extend(c for c in inner.classes if c not in classes)
