@@ -123,8 +123,9 @@ def markdown(records: list[dict], *, model_file: str | None = None, plot: str | 
     lines = [
         f"# verify: `{first['model']}`{source}",
         "",
-        "The Keras model trained by Keras's own `fit`, and its PyTorch port (`l2compare port`) trained by each "
-        "torch recipe, from the same weights on the same batches, compared tensor by tensor after every step.",
+        "The Keras model trained by Keras's own train step (the function `fit` runs), and its PyTorch port "
+        "(`l2compare port`) with each torch recipe on the same batches: before every step torch is given Keras's "
+        "state and takes one step, and each tensor and optimizer slot is compared with Keras's step.",
         "",
         f"- Keras {first['keras_version']} ({first['backend']} backend), torch {first['torch_version']}",
         f"- optimizer `{first['optimizer']}` (Keras's defaults), {first['steps']} steps of batch "
