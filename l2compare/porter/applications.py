@@ -190,9 +190,9 @@ def main(argv=None) -> int:
                 row.update({"parameters": result["parameters"], f"{dtype}_forward": f"{result['forward']:.3g}"})
                 if dtype == "float32" and result["forward"] > 1e-5 and name not in FLOAT32_ONLY:
                     row["float32_bound"] = f"{float32_bound(name, model, result)[0]:.3g}"   # as the slow test
-                del model, result
                 if dtype == "float64" or "penalty" not in row:   # the penalty and port time of float64 if run
                     row.update(penalty=f"{result['penalty']:.3g}", port_s=f"{result['port_s']:.2f}")
+                del model, result   # before the next build: the large ones hold gigabytes
                 keras.backend.clear_session()
                 gc.collect()
             writer.writerow(row)
