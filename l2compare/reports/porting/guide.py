@@ -17,7 +17,8 @@ from l2compare.core.verdicts import CLOSE, EXACT_FLOAT64
 from l2compare.parity.runner import CLOSE_STEP, SLACK
 from l2compare.reports import float32_study
 from l2compare.reports.frames import runs_frame
-from l2compare.reports.porting import backends as porting_backends, families as porting_families
+from l2compare.reports.porting import applications as porting_applications, backends as porting_backends
+from l2compare.reports.porting import families as porting_families
 from l2compare.reports.porting.snippets import CODE, PROOF
 from l2compare.reports.stats import summarize
 
@@ -262,8 +263,16 @@ Set every hyperparameter explicitly on both sides ({PROOF['defaults']}). In floa
 hyperparameters through float32: exact float64 parity needs values representable in float32.
 
 {_float32(parity)}
-""" + ("\n" + porting_families.section(list(showcase), 9) if showcase else "") \
-        + ("\n" + porting_backends.section(runs, parity, backends, 10 if showcase else 9) if backends else "")
+"""
+    number = 9
+    if showcase:
+        text += "\n" + porting_families.section(list(showcase), number)
+        number += 1
+    if backends:
+        text += "\n" + porting_backends.section(runs, parity, backends, number)
+        number += 1
+    if (apps := porting_applications.section(out / "applications.csv", number)):
+        text += "\n" + apps
     path = out / "PORTING.md"
     write_atomic(path, text)
     return path
