@@ -269,3 +269,19 @@ def test_keras_is_traced_once_per_configuration_and_reset_between_runs():
     verify(cnn, optimizer="momentum", steps=1, recipes=("penalty",))
     mine = sorted((key[1], key[2]) for key, side in keras_side._SIDES if side.source() is cnn)
     assert mine == [("float32", "momentum"), ("float32", "sgd"), ("float64", "momentum"), ("float64", "sgd")]
+
+
+def test_many_rounding_driven_tensors_are_traced_together():
+    """Past NAMED tensors driven by rounding, the buffers they feed are found in one forward pass, not one each."""
+    from l2compare.porter.verify.torch_side import NAMED
+
+    keras.utils.set_random_seed(8)
+    stack = [keras.Input((4, 4, 2))]
+    for i in range(NAMED + 1):
+        stack += [layers.Conv2D(2, 1, name=f"c{i}"), layers.BatchNormalization(name=f"bn{i}")]
+    model = keras.Sequential(stack + [layers.Flatten(), layers.Dense(3, activation="softmax")], name="biased")
+    (r,) = verify(model, optimizer="adam", steps=1, dtypes=("float64",), recipes=("penalty",))
+    reasons = r["left_out_reasons"]
+    assert {f"c{i}.bias" for i in range(NAMED + 1)} <= set(reasons), reasons
+    noise = [k for k, why in reasons.items() if "zero up to rounding" in why]   # the biases, and the betas before a conv
+    assert reasons["bn0.running_mean"] == f"updated from one or more of the {len(noise)} tensors above driven by rounding"
