@@ -62,6 +62,9 @@ def assert_not_equivalent(result, margin):
 @pytest.mark.parametrize("recipe", ["penalty", "coupled"])
 @pytest.mark.parametrize("model", ["mlp", "cnn", "mlp_bias"])
 def test_keras_l2_equals_torch_penalty_and_coupled(model, recipe, optimizer, dtype):
+    """The cnn's float32 cells run over 20 s: 52 steps in both frameworks, then each step again from
+    Keras's state in float32 and float64 on both sides and torch's 1-ulp envelope; 52 steps is the
+    fewest that cover four epochs' partial batches, and every step is what a float32 verdict judges."""
     case = ParityCase(model=model, keras_config="l2", recipe=recipe, optimizer=preset_optimizer(optimizer, dtype),
                       l2=LAMBDA[dtype], dtype=dtype)
     assert_equivalent(run(case))
@@ -148,7 +151,7 @@ def test_lambda_off_by_one_percent_is_not_exact_in_float32(model, optimizer):
     """The float32 verdict must still see a small mistake. With plain SGD, λ×0.99 changes each step
     by lr·2λ·1% ≈ 2e-6 of |w| (measured median 2.0e-6: "close"; Adam 5e-6 to 1.3e-5; with momentum the
     momentum slot differs by ~1e-4 of its size, "wrong"), while exact recipes sit at ~1e-7 and within
-    their rounding floor at every step."""
+    their rounding floor at every step. The cnn cells run over 20 s, as a float32 parity cell does."""
     case = ParityCase(model=model, recipe="penalty", optimizer=F32[optimizer], torch_l2_scale=0.99)
     result = run(case)
     assert result.verdict in ("close", "wrong"), result.describe()
@@ -161,7 +164,8 @@ def test_lambda_off_by_one_percent_is_not_exact_in_float32(model, optimizer):
 def test_float32_cnn_on_digits_is_exact_one_step_at_a_time_and_float64_trajectory_exact():
     """On digits, blank backgrounds put conv pre-activations at their bias, near ReLU's kink: the float32
     trajectories part where such a decision ties (drift measured against torch's own 1-ulp envelope),
-    yet every single step agrees within rounding, and the float64 trajectory is exact."""
+    yet every single step agrees within rounding, and the float64 trajectory is exact. Over 20 s: two cnn
+    cells on digits (float32 with its per-step references and envelope, and float64), as above."""
     f32 = run(ParityCase(model="cnn", optimizer=F32["adam"], dataset="digits"))
     assert_equivalent(f32)
     assert f32.envelope is not None and f32.envelope.shape == f32.max_dw.shape
