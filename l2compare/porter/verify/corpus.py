@@ -1,4 +1,5 @@
-"""Twelve-plus real-world Keras architectures with L2, small enough to verify in seconds.
+"""Sixteen real-world Keras architectures with L2 (nested backbones, attention and masks among them),
+small enough to verify in seconds.
 
 Each builder is modelled on a public Keras example of the kind people port (named in its
 docstring), written for this project at toy size: the layers, the regularizers and the graph
@@ -257,3 +258,21 @@ def lstm_masked(d):
 
 
 BUILDERS.update({f.__name__: f for f in (transformer_text, lstm_masked)})   # attention, masks (issue 20)
+
+
+def transfer_backbone(d):
+    """The keras.io transfer-learning pattern ("Transfer learning & fine-tuning"): a backbone model, here a
+    MobileNet-style body (conv, BN, ReLU6, depthwise), called as a layer with ``training=False``, then
+    global pooling, Dropout and a new L2-regularized head. Keras 3.15's ``fit`` overrides the recorded
+    ``training=False`` (functional.operation_fn), so the backbone's BatchNorm trains; the port follows."""
+    body = mobilenet_tiny(d)
+    backbone = keras.Model(body.inputs, body.layers[-4].output, name="backbone")   # up to the last ReLU6
+    i = keras.Input((12, 12, 3), dtype=d)
+    x = backbone(i, training=False)
+    x = kl.GlobalAveragePooling2D(dtype=d)(x)
+    x = kl.Dropout(0.2, dtype=d)(x)
+    out = kl.Dense(4, activation="softmax", kernel_regularizer=_l2(1e-3), bias_regularizer=_l2(1e-3), dtype=d)(x)
+    return keras.Model(i, out, name="transfer_backbone")
+
+
+BUILDERS[transfer_backbone.__name__] = transfer_backbone   # nested models (issue 20)

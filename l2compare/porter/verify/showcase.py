@@ -22,6 +22,9 @@ FAMILIES = {
     "lstm": ("lstm_text", "Embedding, LSTM"),
     "gru": ("gru_bidirectional", "Bidirectional, GRU"),
     "regularizers": ("regularized_mlp", "L1L2, activity_regularizer, GaussianNoise, LeakyReLU"),
+    "nested": ("transfer_backbone", "a backbone Model called with training=False, BatchNormalization"),
+    "attention": ("transformer_text", "MultiHeadAttention, token and position Embeddings, LayerNormalization"),
+    "masks": ("lstm_masked", "Embedding(mask_zero=True), masked Bidirectional LSTM"),
 }
 OPTIMIZERS = ("adam", "momentum")
 STEPS = 20

@@ -52,6 +52,27 @@ with λ as TensorFlow casts it; an `activity_regularizer` is divided by the batc
 (`trainable=False`) is neither trained nor regularized
 ({_test('test_port_graph.py', 'test_a_frozen_layer_is_not_trained_and_not_regularized')}). L1 and activity terms
 cannot be weight decay: the coupled recipe keeps them in the loss."""),
+    "nested": ("Nested models and fine-tuning", f"""A backbone used as a layer is a submodule under its
+Keras name (`model.backbone.conv2d`), a model or layer called twice is one module whose weight penalty counts once,
+as `model.losses` does ({_test('test_port_nested.py', 'test_a_siamese_backbone_is_one_submodule_counted_as_keras_counts')}),
+and a frozen backbone is neither trained nor regularized
+({_test('test_port_nested.py', 'test_a_frozen_backbone_is_neither_trained_nor_regularized')}). The pitfall is
+`base(x, training=False)`: Keras 3.15's `fit` overrides the recorded `training=False` with its own `training=True`
+(`keras/src/models/functional.py`, `operation_fn`), so an unfrozen backbone's BatchNorm trains; a hand port that keeps
+it in `eval()` is another model ({_test('test_port_nested.py', 'test_keras_overrides_training_false_in_a_nested_call_and_so_does_the_port')})."""),
+    "attention": ("MultiHeadAttention", f"""Keras's projections are EinsumDense kernels, query/key/value
+`(dim, heads, key_dim)` and output `(heads, value_dim, dim)`, with `key_dim` free of dim/heads, so `nn.MultiheadAttention`
+(one in_proj of `(3·dim, dim)`) cannot hold them: the port writes the einsums. Keras's boolean mask is True where a
+query attends (torch's True blocks), and Keras replaces masked scores instead of adding −inf, so a fully masked row is
+uniform where torch's softmax gives NaN; regularizers land on all four projections
+({_test('test_port_attention.py', 'test_forward_and_penalty')};
+{_test('test_port_attention.py', 'test_torch_masking_differs_on_a_fully_masked_row')})."""),
+    "masks": ("Masks", f"""`Embedding(mask_zero=True)` and `Masking` send a mask to every layer that reads one: a
+masked RNN step keeps its state and repeats its last output (zeros under Bidirectional with `return_sequences`),
+`GlobalAveragePooling1D` averages the unmasked steps only, and attention combines query and key masks. Masks may have
+gaps in the middle, which `pack_padded_sequence` cannot express, so the port writes the step loop
+({_test('test_port_masks.py', 'test_masked_recurrent_forward_and_gradients')};
+{_test('test_port_masks.py', 'test_masking_layer_with_gaps')})."""),
 }
 
 
