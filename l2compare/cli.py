@@ -7,14 +7,13 @@ end with one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from l2compare.core import columns
-from l2compare.core.data.sets import DATASETS, DatasetError, load, validate_name
+from l2compare.core.data.sets import DATASETS, DatasetError, load
 from l2compare.core.names import DTYPES, KERAS_CONFIGS, MODELS, MODES, OPTIMIZERS, TORCH_RECIPES
 from l2compare.core.spec import SpecError
 from l2compare import cli_store
@@ -23,7 +22,8 @@ from l2compare.engine.files import FileFault
 from l2compare.engine.store_format import StoreError
 from l2compare import __version__
 # UsageError is defined beside port and verify, which raise it too: one class for every command.
-from l2compare.cli_port import VERIFY_OPTIMIZERS, UsageError, add_verify_parser, cmd_port, cmd_verify
+from l2compare.cli_args import _dataset, _frameworks, _lambda, _positive_int, _seeds
+from l2compare.cli_port import UsageError, add_verify_parser, cmd_port, cmd_verify
 
 EXIT_USAGE = 2
 
@@ -31,47 +31,6 @@ EXIT_USAGE = 2
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, not usage + message
         raise UsageError(message)
-
-
-def _seeds(text: str) -> tuple[int, ...]:
-    """"3" means seeds 0, 1, 2; "0,5,7" means exactly those."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds takes a count (3) or a list (0,5,7), got {text!r}") from None
-    if not values or any(v < 0 for v in values) or (len(values) == 1 and "," not in text and values[0] < 1):
-        raise argparse.ArgumentTypeError(f"--seeds must be a count >= 1 or a list of seeds >= 0, got {text!r}")
-    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
-    if repeated is not None:  # the same seed twice is the same run twice: a typo, not more data
-        raise argparse.ArgumentTypeError(f"--seeds lists seed {repeated} more than once, got {text!r}")
-    return tuple(range(values[0])) if len(values) == 1 and "," not in text else tuple(values)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
-def _lambda(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"λ must be a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"λ must be finite and >= 0, got {text!r}")
-    return value
-
-
-def _dataset(text: str) -> str:
-    try:
-        return validate_name(text)
-    except DatasetError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,19 +224,6 @@ def cmd_bench(args) -> int:
     print(path.read_text())
     print(f"wrote {path} in {time.perf_counter() - start:.0f} s")
     return 0
-
-
-def _frameworks(text: str) -> list:
-    """The framework columns named in ``--frameworks`` (registry order kept as given)."""
-    from l2compare.core import columns
-
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    for name in names:
-        if name not in columns.names():
-            raise UsageError(f"--frameworks: unknown framework column {name!r}; allowed: {', '.join(columns.names())}")
-    if not names:
-        raise UsageError(f"--frameworks: name at least one of {', '.join(columns.names())}")
-    return [columns.get(n) for n in dict.fromkeys(names)]
 
 
 def cmd_compare(args) -> int:

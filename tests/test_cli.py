@@ -221,9 +221,10 @@ def test_verify_bad_input_is_one_line_exit_2_and_writes_nothing(keras_files, tmp
 
 
 def test_verify_optimizers_are_the_runners():
+    from l2compare import cli_port
     from l2compare.porter.verify.runner import OPTIMIZERS
 
-    assert cli.VERIFY_OPTIMIZERS == OPTIMIZERS
+    assert cli_port.VERIFY_OPTIMIZERS == OPTIMIZERS
 
 
 def test_console_script_verify_error_has_no_traceback(tmp_path):
