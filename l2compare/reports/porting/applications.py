@@ -13,8 +13,23 @@ import pandas as pd
 from l2compare.reports.tables import markdown
 
 COLUMNS = {"application": "application", "parameters": "parameters", "float64_forward": "float64 forward",
-           "float32_forward": "float32 forward", "float32_bound": "float32 bound", "penalty": "penalty",
-           "port_s": "port (s)"}
+           "float64_bound": "float64 bound", "float32_forward": "float32 forward", "float32_bound": "float32 bound",
+           "penalty": "penalty", "port_s": "port (s)"}
+
+
+def _within(value: str, bound: str) -> bool:
+    """A measured difference within its bound; "not run" (a float64 copy that does not fit) passes."""
+    if value == "not run":
+        return True
+    try:
+        return float(value) <= float(bound)
+    except ValueError:
+        return False
+
+
+def verdict(row: pd.Series) -> str:
+    ok = _within(row["float64_forward"], row["float64_bound"]) and _within(row["float32_forward"], row["float32_bound"])
+    return "exact" if ok else "**not exact**"
 
 
 def section(csv: Path, number: int) -> str:
@@ -25,19 +40,24 @@ def section(csv: Path, number: int) -> str:
     missing = set(COLUMNS) - set(table.columns)
     if missing:
         raise ValueError(f"{csv}: columns {sorted(missing)} missing; rerun python -m l2compare.porter.applications {csv}")
-    table = table[list(COLUMNS)].rename(columns=COLUMNS)
-    n = len(table)
+    table["verdict"] = table.apply(verdict, axis=1)
+    table = table[list(COLUMNS) + ["verdict"]].rename(columns=COLUMNS)
+    n, exact = len(table), int((table["verdict"] == "exact").sum())
     return f"""## {number}. Every keras.applications model
 
 The {n} keras.applications models measured here, built as users build them (`weights=None`, the smallest input, 10
 classes, `kernel_regularizer=l2` on every kernel through `keras.models.clone_model`, BatchNorm statistics and biases
-randomized so that no layer is an identity), ported, and run on the same random batch. The forward columns are
-max |Δ| relative to max |Keras output|; float64 must stay ≤ 1e-12 and float32 ≤ its bound (1e-5, or, for deep nets
-whose own float32 rounding is larger, the two frameworks' float32-vs-float64 differences measured in the same run
-plus the float64 difference); penalty is |Δ| relative to Keras's `sum(model.losses)` in float64 (a blank: the model
-was measured in float32 only, its float64 copy not fitting in memory). Written by
+randomized so that no layer is an identity), ported, and run on the same random batch: {exact} of {n} are exact.
+The forward columns are max |Δ| relative to max |Keras output|. The float64 bound is 1e-12, or, for deep nets that
+amplify rounding past it, 1e-12 + 2⁻²⁹ × Keras's own float32 error measured on a float32 twin with the same weights
+(first-order rounding scales with the unit roundoff, 2⁻⁵³/2⁻²⁴); the float32 bound is 1e-5, or the two frameworks'
+own float32-vs-float64 differences measured in the same run plus the float64 difference. Penalty is |Δ| relative to
+Keras's `sum(model.losses)`, in float64 ("not run": the float64 copy does not fit in memory, so the model is
+measured in float32 only). Written by
 `python -m l2compare.porter.applications results/applications.csv`; the same bounds are asserted by
-`comparisons/test_port_applications.py` (the smallest model of each family in `make test`, all in `make test-slow`).
+`comparisons/test_port_applications.py`: every application in both dtypes, alone and as a frozen and a
+trained transfer-learning backbone, in `make test-slow`; `make test` ports MobileNetV3Small and EfficientNetB0 in
+float32 and ConvNeXt's builder at narrow widths in float64.
 
 {markdown(table)}
 """
