@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from torch import nn
 
-from l2compare.porter.layers import FAMILIES
+import l2compare.porter.layers  # noqa: F401  (importing the package registers every layer family)
 from l2compare.porter.layers.registry import Ctx, Penalty, check_constraints, freeze, porter_for, regularizer_terms
 from l2compare.porter.errors import PortError
 from l2compare.porter import nesting, source_parts, tracing

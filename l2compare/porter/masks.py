@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import keras
 from keras import layers as kl
-from keras.src.layers.merging.base_merge import Merge
 
 from l2compare.porter.errors import PortError
 
