@@ -139,3 +139,35 @@ def assert_standalone(km, x, tmp_path):
     _close("standalone l2_penalty", np.array(float(sum(km.losses)) if km.losses else 0.0),
            np.array(facts["penalty"]), _dtype(km))
     return out.read_text()
+
+
+# Inputs and weights for the layer tests (test_port_norm, test_port_noise).
+
+def randomize_weights(km, seed=0):
+    """Weights away from their initial values (γ ≠ 1, β ≠ 0, moving statistics ≠ 0/1, α ≠ 0), so
+    that a weight in the wrong place shows."""
+    rng = np.random.default_rng(seed)
+    for v in km.weights:
+        name = v.path.split("/")[-1]
+        if name in ("moving_variance", "gamma"):
+            value = rng.uniform(0.5, 1.5, v.shape)
+        elif name in ("moving_mean", "beta", "bias", "alpha"):
+            value = rng.normal(0.0, 0.5, v.shape)
+        else:
+            continue
+        v.assign(value.astype(v.dtype))
+
+
+def random_inputs(shape, dtype, n=6, seed=1):
+    return np.random.default_rng(seed).normal(1.0, 2.0, (n, *shape)).astype(dtype)
+
+
+def random_labels(n, k, seed=2):
+    return np.random.default_rng(seed).integers(0, k, n)
+
+
+def all_checks(km, x, y, tmp_path, loss="sce"):
+    tm = assert_forward(km, x)
+    assert_forward(km, x, training=True, tm=tm)
+    assert_gradients(km, x, y, loss=loss)
+    return assert_standalone(km, x, tmp_path)

@@ -1,9 +1,8 @@
-"""The porter's normalization, embedding, noise and activation layers against Keras.
+"""The porter's normalization and embedding layers against Keras.
 
 BatchNormalization in both modes (and its moving statistics after several training calls),
-LayerNormalization, Embedding on integer input, the dropout/noise layers (the identity at
-inference; their training draws differ from TensorFlow's, so only their distribution is
-checked), ActivityRegularization, LeakyReLU, ELU and PReLU; and every refusal.
+LayerNormalization, Embedding on integer input, frozen layers; and every refusal. The noise and
+activation layers are in test_port_noise.py.
 """
 import keras
 import numpy as np
@@ -13,39 +12,10 @@ from keras import layers as L
 from keras import regularizers as R
 
 from comparisons import portcheck
+from comparisons.portcheck import all_checks, random_inputs, random_labels, randomize_weights
 from l2compare.porter import PortError, keras_to_torch
 
 DTYPES = ["float32", "float64"]
-
-
-def _randomize(km, seed=0):
-    """Weights away from their initial values (γ ≠ 1, β ≠ 0, moving statistics ≠ 0/1, α ≠ 0), so
-    that a weight in the wrong place shows."""
-    rng = np.random.default_rng(seed)
-    for v in km.weights:
-        name = v.path.split("/")[-1]
-        if name in ("moving_variance", "gamma"):
-            value = rng.uniform(0.5, 1.5, v.shape)
-        elif name in ("moving_mean", "beta", "bias", "alpha"):
-            value = rng.normal(0.0, 0.5, v.shape)
-        else:
-            continue
-        v.assign(value.astype(v.dtype))
-
-
-def _x(shape, dtype, n=6, seed=1):
-    return np.random.default_rng(seed).normal(1.0, 2.0, (n, *shape)).astype(dtype)
-
-
-def _labels(n, k, seed=2):
-    return np.random.default_rng(seed).integers(0, k, n)
-
-
-def _all_checks(km, x, y, tmp_path, loss="sce"):
-    tm = portcheck.assert_forward(km, x)
-    portcheck.assert_forward(km, x, training=True, tm=tm)
-    portcheck.assert_gradients(km, x, y, loss=loss)
-    return portcheck.assert_standalone(km, x, tmp_path)
 
 
 def _conv_bn(dtype, **bn):
@@ -74,8 +44,8 @@ def _conv_bn(dtype, **bn):
 def test_batchnorm_conv_net(dtype, keras_seed, tmp_path):
     keras_seed(3)
     km = _conv_bn(dtype)
-    _randomize(km)
-    source = _all_checks(km, _x((9, 9, 3), dtype), _labels(6, 3), tmp_path)
+    randomize_weights(km)
+    source = all_checks(km, random_inputs((9, 9, 3), dtype), random_labels(6, 3), tmp_path)
     # Between two convolutions BN runs channels first: one permute in, one back before Flatten.
     assert source.count(".permute(") == 2, source
     assert "KerasBatchNorm(4)" in source and "KerasBatchNorm(5, eps=1e-05, momentum=0.9)" in source
@@ -88,11 +58,11 @@ def test_batchnorm_moving_statistics_follow_keras(dtype, keras_seed):
     the port's running_mean/running_var alike (float64: to 1e-12)."""
     keras_seed(4)
     km = _conv_bn(dtype)
-    _randomize(km)
+    randomize_weights(km)
     tm = keras_to_torch(km).train()
     initial = tm.port.state()
     for step in range(5):
-        x = _x((9, 9, 3), dtype, seed=10 + step)
+        x = random_inputs((9, 9, 3), dtype, seed=10 + step)
         keras_out = keras.ops.convert_to_numpy(km(x, training=True))
         with torch.no_grad():
             torch_out = torch.softmax(tm(torch.from_numpy(x)), -1).numpy()
@@ -115,7 +85,7 @@ def test_nn_batchnorm2d_would_not_follow_keras(keras_seed):
     keras_seed(5)
     dtype = "float64"
     km = keras.Sequential([keras.Input((7, 7, 4), dtype=dtype), L.BatchNormalization(dtype=dtype)])
-    _randomize(km)
+    randomize_weights(km)
     layer = km.layers[0]
     bn = torch.nn.BatchNorm2d(4, eps=1e-3, momentum=0.01).to(torch.float64).train()
     with torch.no_grad():
@@ -124,7 +94,7 @@ def test_nn_batchnorm2d_would_not_follow_keras(keras_seed):
             p.copy_(torch.from_numpy(v.numpy()))
     predicted_gap = np.zeros(4)
     for step in range(5):
-        x = _x((7, 7, 4), dtype, seed=20 + step)
+        x = random_inputs((7, 7, 4), dtype, seed=20 + step)
         expected = km(x, training=True).numpy()
         with torch.no_grad():
             got = bn(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
@@ -152,9 +122,9 @@ def test_batchnorm_dense_and_sequence_axes(dtype, keras_seed, tmp_path):
     h = L.BatchNormalization(center=False, scale=False, **d)(h)
     out = L.Dense(2, **d)(h)
     km = keras.Model(inp, out)
-    _randomize(km)
-    x = _x((5, 4), dtype)
-    source = _all_checks(km, x, _x((2,), dtype, seed=3), tmp_path, loss="mse")
+    randomize_weights(km)
+    x = random_inputs((5, 4), dtype)
+    source = all_checks(km, x, random_inputs((2,), dtype, seed=3), tmp_path, loss="mse")
     assert "KerasBatchNorm(6, dim=2, momentum=0.5, scale=False)" in source      # (N, 5, 6): features last
     assert "KerasBatchNorm(5)" in source                  # axis=1 of (N, 5, 6): dim 1 in either layout
 
@@ -174,8 +144,8 @@ def test_norms_on_conv_maps_over_other_axes(dtype, keras_seed, tmp_path):
         L.Flatten(**d),
         L.Dense(3, activation="softmax", **d),
     ])
-    _randomize(km)
-    source = _all_checks(km, _x((6, 5, 2), dtype), _labels(6, 3), tmp_path)
+    randomize_weights(km)
+    source = all_checks(km, random_inputs((6, 5, 2), dtype), random_labels(6, 3), tmp_path)
     assert "KerasBatchNorm(5, dim=2)" in source and "nn.LayerNorm((4, 3, 4), eps=0.001)" in source
 
 
@@ -186,9 +156,9 @@ def test_frozen_batchnorm_normalizes_with_moving_statistics(dtype, keras_seed, t
     keras_seed(7)
     km = _conv_bn(dtype)
     km.layers[1].trainable = False
-    _randomize(km)
-    x = _x((9, 9, 3), dtype)
-    source = _all_checks(km, x, _labels(6, 3), tmp_path)
+    randomize_weights(km)
+    x = random_inputs((9, 9, 3), dtype)
+    source = all_checks(km, x, random_labels(6, 3), tmp_path)
     assert "frozen=True" in source and "bn1.weight" not in source.split("def l2_penalty")[1]
     tm = keras_to_torch(km).train()
     before = {k: v.clone() for k, v in tm.state_dict().items()}
@@ -239,9 +209,9 @@ def test_embedding_layernorm_sequence(dtype, keras_seed, tmp_path):
     h = L.Flatten(**d)(h)
     out = L.Dense(3, activation="softmax", **d)(h)
     km = keras.Model(inp, out)
-    _randomize(km)
+    randomize_weights(km)
     x = np.random.default_rng(4).integers(0, 11, (6, 7)).astype("int32")
-    source = _all_checks(km, x, _labels(6, 3), tmp_path)
+    source = all_checks(km, x, random_labels(6, 3), tmp_path)
     assert "nn.Embedding(11, 6)" in source and "nn.LayerNorm((7, 5), eps=1e-06)" in source
     assert "bias=False" in source and "elementwise_affine=False" in source
 
@@ -252,7 +222,7 @@ def test_embedding_of_float_indices(dtype, keras_seed, tmp_path):
     keras_seed(9)
     km = keras.Sequential([keras.Input((4,), dtype=dtype), L.Embedding(9, 3, dtype=dtype), L.Flatten(dtype=dtype)])
     x = np.random.default_rng(5).uniform(0, 8.99, (6, 4)).astype(dtype)
-    source = _all_checks(km, x, _x((12,), dtype), tmp_path, loss="mse")
+    source = all_checks(km, x, random_inputs((12,), dtype), tmp_path, loss="mse")
     assert ".long()" in source
 
 
@@ -271,9 +241,9 @@ def test_frozen_layers_are_frozen_and_unregularized(dtype, keras_seed, tmp_path)
     h = L.Dense(3, kernel_regularizer=R.l2(0.01), **d)(h)
     out = L.Flatten(**d)(h)
     km = keras.Model(inp, out)
-    _randomize(km)
+    randomize_weights(km)
     x = np.random.default_rng(6).integers(0, 8, (6, 5)).astype("int32")
-    source = _all_checks(km, x, _x((15,), dtype), tmp_path, loss="mse")
+    source = all_checks(km, x, random_inputs((15,), dtype), tmp_path, loss="mse")
     assert "weight_decay" in source and source.split("def l2_penalty")[1].count(".square().sum()") == 1
     tm = keras_to_torch(km)
     assert [n for n, p in tm.named_parameters() if p.requires_grad] == [f"{km.layers[-2].name}.weight",
@@ -297,136 +267,3 @@ def test_embedding_and_layernorm_refusals():
         ln = L.LayerNormalization(rms_scaling=True, name="ln_rms")
     with pytest.raises(PortError, match=r"'ln_rms' \(LayerNormalization\).*rms_scaling"):
         keras_to_torch(keras.Sequential([keras.Input((4,)), ln]))
-
-
-# ---------------------------------------------------------------- dropout and noise
-
-
-def _noisy(dtype):
-    d = dict(dtype=dtype)
-    return keras.Sequential([
-        keras.Input((6, 6, 4), dtype=dtype),
-        L.Conv2D(8, 3, **d),
-        L.SpatialDropout2D(0.5, **d),
-        L.GaussianNoise(0.3, **d),
-        L.GaussianDropout(0.4, **d),
-        L.AlphaDropout(0.2, **d),
-        L.Flatten(**d),
-        L.Dense(5, **d),
-    ])
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_noise_layers_are_the_identity_at_inference(dtype, keras_seed, tmp_path):
-    keras_seed(10)
-    km = _noisy(dtype)
-    _randomize(km)
-    x = _x((6, 6, 4), dtype)
-    portcheck.assert_forward(km, x)
-    source = portcheck.assert_standalone(km, x, tmp_path)
-    assert "nn.Dropout2d(0.5)" in source and "nn.AlphaDropout(0.2)" in source
-    seq = keras.Sequential([keras.Input((5, 3), dtype=dtype), L.SpatialDropout1D(0.3, dtype=dtype),
-                            L.Dense(2, dtype=dtype)])
-    portcheck.assert_forward(seq, _x((5, 3), dtype))
-    vol = keras.Sequential([keras.Input((3, 3, 3, 2), dtype=dtype), L.SpatialDropout3D(0.3, dtype=dtype)])
-    portcheck.assert_forward(vol, _x((3, 3, 3, 2), dtype))
-
-
-def _train_output(layer, x):
-    km = keras.Sequential([keras.Input(x.shape[1:], dtype="float64"), layer])
-    tm = keras_to_torch(km).train()
-    torch.manual_seed(0)
-    with torch.no_grad():
-        return tm(torch.from_numpy(x)).numpy()
-
-
-def test_noise_layers_in_training_have_keras_distribution():
-    """In training the draws are torch's, so only the distribution can match Keras's (whose
-    formulas these are): tolerances are several standard errors of 10⁵–10⁶ draws."""
-    x = np.full((40, 50, 50, 10), 2.0)
-    out = _train_output(L.SpatialDropout2D(0.25), x)
-    per_channel = out.reshape(40, 2500, 10)
-    kept = per_channel[:, 0, :] != 0
-    # A channel is kept whole or dropped whole, and kept values are scaled by 1/(1−rate).
-    assert np.all((per_channel == 0).all(axis=1) | (per_channel == 2.0 / 0.75).all(axis=1))
-    assert abs(kept.mean() - 0.75) < 0.05
-    out = _train_output(L.SpatialDropout1D(0.5), np.full((50, 30, 8), 1.0))
-    assert np.all((out == 0).all(axis=1) | (out == 2.0).all(axis=1))
-
-    x = np.full((200, 1000), 3.0)
-    noise = _train_output(L.GaussianNoise(0.2), x) - 3.0
-    assert abs(noise.mean()) < 0.003 and abs(noise.std() - 0.2) < 0.003
-    factor = _train_output(L.GaussianDropout(0.3), x) / 3.0
-    assert abs(factor.mean() - 1.0) < 0.005 and abs(factor.std() - np.sqrt(0.3 / 0.7)) < 0.005
-    # AlphaDropout keeps a standard normal input's mean 0 and variance 1 (SELU's fixed point),
-    # with dropped units at a·α' + b.
-    z = np.random.default_rng(0).normal(size=(200, 1000))
-    out = _train_output(L.AlphaDropout(0.2), z)
-    alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
-    a = ((1 - 0.2) * (1 + 0.2 * alpha_p ** 2)) ** -0.5
-    dropped = np.isclose(out, a * alpha_p + (-a * alpha_p * 0.2), rtol=0, atol=1e-12)
-    assert abs(dropped.mean() - 0.2) < 0.005
-    assert abs(out.mean()) < 0.01 and abs(out.var() - 1.0) < 0.01
-    np.testing.assert_allclose(out[~dropped], a * z[~dropped] - a * alpha_p * 0.2, rtol=1e-12)
-
-
-def test_noise_refusals():
-    with pytest.raises(PortError, match=r"'alpha_shaped' \(AlphaDropout\).*noise_shape"):
-        keras_to_torch(keras.Sequential([keras.Input((4,)), L.AlphaDropout(0.1, noise_shape=(1, 4),
-                                                                           name="alpha_shaped")]))
-    with pytest.raises(PortError, match=r"'sd_first' \(SpatialDropout2D\).*data_format"):
-        keras_to_torch(keras.Sequential([keras.Input((2, 4, 4)), L.SpatialDropout2D(0.1, data_format="channels_first",
-                                                                                    name="sd_first")]))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_activity_regularization(dtype, keras_seed, tmp_path):
-    """ActivityRegularization is the identity; its L1 and L2 terms on its input reach the loss."""
-    keras_seed(11)
-    d = dict(dtype=dtype)
-    km = keras.Sequential([keras.Input((6,), dtype=dtype), L.Dense(5, **d),
-                           L.ActivityRegularization(l1=0.01, l2=0.03, **d), L.Dense(3, activation="softmax", **d)])
-    _randomize(km)
-    x = _x((6,), dtype)
-    source = _all_checks(km, x, _labels(6, 3), tmp_path)
-    assert source.count("activity = activity +") == 2
-
-
-# ---------------------------------------------------------------- activation layers
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_activation_layers(dtype, keras_seed, tmp_path):
-    keras_seed(12)
-    d = dict(dtype=dtype)
-    km = keras.Sequential([
-        keras.Input((7, 7, 2), dtype=dtype),
-        L.Conv2D(3, 2, **d),
-        L.LeakyReLU(**d),                                        # Keras's default slope 0.3
-        L.PReLU(shared_axes=[1, 2], alpha_regularizer=R.l2(0.1), **d),   # one α per channel
-        L.Conv2D(4, 2, **d),
-        L.PReLU(**d),                                            # one α per element (H, W, C)
-        L.ELU(alpha=0.7, **d),
-        L.Flatten(**d),
-        L.Dense(6, **d),
-        L.PReLU(alpha_regularizer=R.l1(0.05), **d),
-        L.LeakyReLU(negative_slope=0.05, **d),
-        L.ELU(**d),
-        L.Dense(3, activation="softmax", **d),
-    ])
-    _randomize(km)
-    x = _x((7, 7, 2), dtype)
-    source = _all_checks(km, x, _labels(6, 3), tmp_path)
-    assert "negative_slope=0.30000001192092896" in source
-    assert source.count(".permute(") == 2   # the activations run channels first between the convs
-
-
-def test_leaky_relu_slope_is_rounded_through_float32():
-    """The carried float32 rounding is needed: with the Python slope 0.3 a float64 port misses Keras by
-    ~1.2e-8 relative (measured), far beyond 1e-12."""
-    x = -np.linspace(1.0, 5.0, 50)[None]
-    expected = keras.layers.LeakyReLU(dtype="float64")(x).numpy()
-    exact = torch.nn.functional.leaky_relu(torch.from_numpy(x), 0.3).numpy()
-    assert np.abs(expected - exact).max() > 1e-9
-    rounded = torch.nn.functional.leaky_relu(torch.from_numpy(x), float(np.float32(0.3))).numpy()
-    assert np.abs(expected - rounded).max() == 0.0
