@@ -24,11 +24,11 @@ land on the two torch convs of a separable one ({_test('test_port_conv.py', 'tes
 which torch's symmetric `padding=` cannot: the port pads explicitly when the two sides differ
 ({_test('test_port_conv.py', 'test_uneven_same_padding_is_written_out')}); `'causal'` is a left pad, and 'same'
 average pooling divides by the number of real elements in each window, as TensorFlow does
-({_test('test_port_conv.py', 'test_single_layer_sweep_float64')})."""),
+({_test('test_port_conv_layers.py', 'test_single_layer_sweep_float64')})."""),
     "transpose": ("Transposed convolutions and upsampling", f"""TensorFlow's transposed conv is the gradient of a
 conv: with 'same' and an odd kernel-minus-stride it crops the extra pixel at the end, which torch's `padding=` cannot
 do, so the port adds a slice; bilinear `UpSampling2D` computes in float32 even in a float64 model and is ported in
-float32 only ({_test('test_port_conv.py', 'test_bilinear_upsampling_float32')})."""),
+float32 only ({_test('test_port_conv_layers.py', 'test_bilinear_upsampling_float32')})."""),
     "layernorm": ("LayerNormalization", f"""Keras's ε is 1e-3 (torch's `nn.LayerNorm` default 1e-5); the port
 carries it, with center/scale and gamma/beta regularizers
 ({_test('test_port_norm.py', 'test_embedding_layernorm_sequence')})."""),
