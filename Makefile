@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-cpus test-slow results bench install clean
+.PHONY: test test-cpus test-slow test-wheel results bench install clean
 
 install: $(STAMP)
 
@@ -28,6 +28,11 @@ test: $(STAMP)
 # ARGS go to pytest, e.g. make test-cpus ARGS='-k framework_facts'.
 test-cpus: $(STAMP)
 	PYTHON=$(BIN)/python bash scripts/test_cpus.sh $(ARGS)
+
+# The installed package, not the checkout: build the wheel, install it in a fresh venv with the pins, run
+# the command from outside the checkout (tests/test_wheel.py; CI runs it).
+test-wheel: $(STAMP)
+	$(BIN)/python -m pytest -m slow tests/test_wheel.py
 
 # Opt-in: long parity trajectories and other tests marked slow.
 test-slow: $(STAMP)
