@@ -40,6 +40,21 @@ def _fixed_threads():
     torch_threads(THREADS)
 
 
+@pytest.fixture(autouse=True)
+def _threads_restored(_fixed_threads):
+    """A test that runs ``l2compare port`` or ``verify`` in this process lets the command fix this process's
+    pools and thread variables to its own ``--threads`` (as it must for a user); put them back afterwards, so
+    that every later test runs with THREADS (``make test-cpus``' 2-thread run checks it at the end,
+    tests/test_machine.py). Only torch's intra-op pool can change after the first op; TensorFlow's are fixed."""
+    yield
+    import sys
+
+    environment.configure(THREADS)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != THREADS:
+        torch.set_num_threads(THREADS)
+
+
 @pytest.fixture
 def keras_seed():
     """Call with a seed to seed Python, NumPy and Keras's backend."""
