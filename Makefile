@@ -23,8 +23,9 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope tests comparisons
 
-# The cross-framework proofs again under emulated CPUs (oneDNN capped at AVX2 / SSE4.1, ATen's
-# DEFAULT / AVX2 kernels) and 2 threads: each must pass (scripts/test_cpus.sh says what each changes).
+# The cross-framework proofs again under emulated CPUs (an AVX2 CPU: oneDNN, ATen and XLA capped at AVX2;
+# one from before AVX2: SSE4.1, ATen DEFAULT, XLA SSE4.2) and 2 threads: each must pass
+# (scripts/test_cpus.sh says what each changes, and when a host makes one redundant).
 # ARGS go to pytest, e.g. make test-cpus ARGS='-k framework_facts'.
 test-cpus: $(STAMP)
 	PYTHON=$(BIN)/python bash scripts/test_cpus.sh $(ARGS)
