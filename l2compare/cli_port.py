@@ -120,6 +120,9 @@ def add_verify_parser(sub, positive_int) -> None:
     verify.add_argument("--plot", action="store_true", help="also print |Δ| per step against the envelope and the "
                                                             "rounding floor, as text")
     verify.add_argument("--threads", type=positive_int, default=1, help="threads per framework (same for both)")
+    from l2compare.cli_verify_torch import add_arguments   # --torch and its options
+
+    add_arguments(verify)
 
 
 def _check_data(path: Path, x, y, batch_size: int):
@@ -166,8 +169,14 @@ def _verify_data(text: str | None, batch_size: int = 1):
 def cmd_verify(args) -> int:
     import json
 
+    from l2compare import cli_verify_torch
+
     model_path = _model_file(args.model)
     data = _verify_data(args.data, args.batch_size)
+    try:
+        optimizer_text, mapping = cli_verify_torch.options(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     report = args.report if args.report is not None else Path(f"verify_{model_path.stem}.md")
     _writable_file(report, "--report")
     if args.records is not None:
@@ -175,6 +184,12 @@ def cmd_verify(args) -> int:
     _frameworks(args.threads)
     from l2compare.porter import PortError, modelfile
     from l2compare.porter.verify.runner import VerifyError, verify
+
+    if args.torch is not None:
+        try:
+            return cli_verify_torch.run(args, model_path, data, report, optimizer_text, mapping)
+        except (PortError, VerifyError) as exc:
+            raise UsageError(str(exc)) from None
     from l2compare.reports import verify_report
 
     try:
