@@ -110,6 +110,47 @@ def test_torch_adam_with_the_penalty_is_diagnosed_epsilon_placement(files, tmp_p
     assert "diagnosis (step 1): your step is torch's Adam ε placement\n" in out, out
 
 
+BN_PORT = '''
+from torch import nn
+from torch.nn import functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, bias=False)
+        self.bn = nn.BatchNorm2d(3, eps=1e-3{momentum})
+        self.out = nn.Linear(48, 4)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.conv(x)))
+        return self.out(x.permute(0, 2, 3, 1).flatten(1))
+'''
+
+
+@pytest.mark.parametrize("momentum,diagnosis", [
+    (", momentum=0.01", "your step is BatchNorm's running variance unbiased (nn.BatchNorm's)\n"),
+    ("", "your step is BatchNorm momentum 0.1 (torch's convention) + BatchNorm's running variance unbiased"),
+], ids=["keras-momentum", "torch-default-momentum"])
+def test_nn_batchnorm_is_diagnosed(tmp_path, capsys, momentum, diagnosis):
+    """nn.BatchNorm2d moves running_var with the unbiased variance; its default momentum 0.1 is Keras's 0.9."""
+    import keras
+    from keras import layers, regularizers
+
+    keras.utils.set_random_seed(0)
+    keras.Sequential([keras.Input((6, 6, 1)), layers.Conv2D(3, 3, use_bias=False,
+                                                            kernel_regularizer=regularizers.l2(1e-3)),
+                      layers.BatchNormalization(), layers.ReLU(), layers.Flatten(),
+                      layers.Dense(4, activation="softmax", kernel_regularizer=regularizers.l2(1e-2))],
+                     name="tiny_bn").save(tmp_path / "bn.keras")
+    (tmp_path / "port.py").write_text(BN_PORT.format(momentum=momentum))
+    code = cli.main(["verify", str(tmp_path / "bn.keras"), "--torch", f"{tmp_path / 'port.py'}:Net", "--optimizer",
+                     "momentum", "--torch-optimizer", "SGD(lr=0.01, momentum=0.9)", "--penalty", "--steps", "2",
+                     "--report", str(tmp_path / "report.md")])
+    out = capsys.readouterr().out
+    assert code == 1 and f"diagnosis (step 1): {diagnosis}" in out, out
+
+
 def test_flatten_order_is_diagnosed_from_the_forward_pass(files, tmp_path, capsys):
     code, report = _verify(files, tmp_path, "chw.py", "--torch-optimizer", "SGD(lr=0.01)", "--penalty")
     out = capsys.readouterr().out

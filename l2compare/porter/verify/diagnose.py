@@ -8,7 +8,8 @@ construction) takes the same step in float64 with known mistakes put in, alone a
   (the L2 gradient gone, w −= lr·wd·w instead, AdamW-style, with the user's wd on each tensor it decays, else 2λ),
   ``missing`` (no L2 at all);
 * for Keras's Adam: torch's ε placement (torch.optim.Adam: ε inside the bias correction, the user's ε);
-* with BatchNormalization: torch's momentum 0.1 where Keras's 0.99 is torch's 0.01.
+* with BatchNormalization: torch's momentum 0.1 where Keras's 0.99 is torch's 0.01, and nn.BatchNorm's running
+  variance (moved with the batch's unbiased variance, × n/(n−1); Keras moves it with the biased one).
 
 The user's float64 step is compared with each candidate as verify compares it with Keras's: per tensor and
 slot, relative to the tensor's max |·|, allowed float64's share of the step's rounding floors plus
@@ -38,6 +39,7 @@ L2_SHORT = {"half": "factor 2 (L2 gradient λ·w; Keras's is 2λ·w)",
             "decoupled": "decoupled weight decay (AdamW-style) instead of L2", "missing": "L2 missing"}
 EPS_TEXT = "torch's Adam ε placement (ε inside the bias correction; Keras: outside)"
 BN_TEXT = "BatchNorm momentum 0.1 in torch's convention (Keras's 0.99 is torch's 0.01)"
+UNBIASED_TEXT = "BatchNorm's running variance moved with the unbiased batch variance (nn.BatchNorm; Keras: biased)"
 
 
 @dataclass(frozen=True)
@@ -45,18 +47,20 @@ class Candidate:
     l2: str = "keras"
     eps: bool = False
     bn: bool = False
+    unbiased: bool = False
 
     @property
     def name(self) -> str:
         parts = ([L2_TEXT[self.l2]] if self.l2 != "keras" else []) + ([EPS_TEXT] if self.eps else []) \
-            + ([BN_TEXT] if self.bn else [])
+            + ([BN_TEXT] if self.bn else []) + ([UNBIASED_TEXT] if self.unbiased else [])
         return " + ".join(parts) or "Keras's own step (no known mistake)"
 
     @property
     def short(self) -> str:
         parts = ([L2_SHORT[self.l2]] if self.l2 != "keras" else []) \
             + (["torch's Adam ε placement"] if self.eps else []) \
-            + (["BatchNorm momentum 0.1 (torch's convention)"] if self.bn else [])
+            + (["BatchNorm momentum 0.1 (torch's convention)"] if self.bn else []) \
+            + (["BatchNorm's running variance unbiased (nn.BatchNorm's)"] if self.unbiased else [])
         return " + ".join(parts) or "Keras's own step"
 
 
@@ -81,15 +85,18 @@ class Diagnoser:
             l2.append("missing")
         eps = [False, True] if self.keras_optimizer in ("adam", "adamw") else [False]
         bn = [False, True] if self.has_bn else [False]
-        return [Candidate(a, b, c) for b, c, a in itertools.product(eps, bn, l2)]
+        return [Candidate(a, b, c, d) for d, c, b, a in itertools.product(bn, bn, eps, l2)]
 
     def step(self, cand: Candidate, flat: dict, iterations: int, batch: slice) -> dict[str, np.ndarray]:
         run = self.runs["stock" if cand.eps else "penalty"]
         model = run.build({**self.full, **{k: flat[k] for k in self.keys}}, torch.float64)
-        if cand.bn:
-            for m in model.modules():
-                if type(m).__name__ == "KerasBatchNorm":
+        for m in model.modules():
+            if type(m).__name__ == "KerasBatchNorm":
+                if cand.bn:
                     m.momentum = 0.9   # Keras's convention: torch's momentum 0.1
+                if cand.unbiased:
+                    m.register_forward_pre_hook(_remember_running_var)
+                    m.register_forward_hook(_unbiased_running_var)
         loss = run.data_loss(model(*(a[batch] for a in run.x)), run.y[batch])
         for p in self.penalties:
             w = model.get_parameter(p.key)
@@ -134,3 +141,17 @@ class Diagnoser:
                 "closest": closest, "rows": rows,
                 "tolerance": "float64, per tensor and slot: |user − candidate| / max |Keras| ≤ 2⁻²⁹ × the step's "
                              f"float32 floors + {EXACT_FLOAT64:g}"}
+
+
+def _remember_running_var(bn, inputs):
+    bn._var_before, bn._n = bn.running_var.clone(), inputs[0].numel() // inputs[0].shape[bn.dim]
+
+
+def _unbiased_running_var(bn, inputs, output):
+    """KerasBatchNorm's running variance as nn.BatchNorm moves it: the batch variance it took (biased) × n/(n−1)."""
+    if not bn.training or bn.frozen or bn._n < 2:
+        return
+    with torch.no_grad():
+        kept = bn._var_before * bn.momentum
+        bn.running_var.copy_(kept + (bn.running_var - kept) * (bn._n / (bn._n - 1)))
+
