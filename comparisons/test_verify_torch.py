@@ -208,3 +208,23 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(files, tmp_path, capsy
 def test_torch_options_need_torch(files, capsys):
     assert cli.main(["verify", str(files / "cnn.keras"), "--penalty"]) == 2
     _one_line_error(capsys, "--penalty describes your own torch port: use it with --torch FILE.py:CLASS")
+
+
+def test_a_map_naming_no_keras_weight_is_one_line_exit_2(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.json").write_text('{"conv9/kernel": "conv1.weight"}')
+    assert cli.main(["verify", str(files / "cnn.keras"), "--torch", f"{files / 'good.py'}:CNN", "--penalty",
+                     "--map", str(tmp_path / "bad.json")]) == 2
+    _one_line_error(capsys, "--map: 'conv9/kernel' is not a weight of the Keras model (e.g. 'conv1/kernel')")
+    assert os.listdir(tmp_path) == ["bad.json"]
+
+
+def test_a_long_list_of_unmatched_tensors_is_cut_after_ten_lines():
+    from l2compare.porter.verify.user_port import Match
+
+    match = Match({}, {}, [(f"dense_{i}/kernel", (4, 4)) for i in range(8)],
+                  [(f"fc{i}.weight", (4, 4)) for i in range(5)])
+    lines = match.problems()
+    assert len(lines) == 11 and lines[-1] == "… and 3 more"
+    assert lines[0] == "Keras dense_0/kernel (4, 4): no tensor of your port"
+    assert lines[8] == "your fc0.weight (4, 4): no Keras weight"

@@ -21,7 +21,7 @@ from l2compare.porter.verify.user_port import Match, load_matched
 # float64 rounding of a forward pass is ~1e-16 of the output; any port difference (a permutation, another
 # epsilon, a missing bias) is many orders larger.
 FORWARD_TOLERANCE = 1e-9
-LAYOUTS = ("channels last, as Keras", "channels first (N, C, ...), as torch")
+LAYOUTS = ("in Keras's layout (channels last)", "channels first (N, C, ...), as torch")
 
 
 @dataclass

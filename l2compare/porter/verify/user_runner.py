@@ -67,7 +67,7 @@ def verify_user_port(keras_model, cls, optimizer, *, penalty: bool = False, mapp
     problems = match.problems()
     if problems:
         raise UserPortError(f"{len(match.unmatched_keras) + len(match.unmatched_user)} tensor(s) unmatched "
-                            "(by order and shape in torch layout; --map KERAS_WEIGHT:KEY pairs them by name):\n  "
+                            "(paired by order and shape in torch layout; --map FILE.json pairs them by name):\n  "
                             + "\n  ".join(problems))
     result = UserResult(keras_model.name, cls.__name__, optimizer.text + (" + --penalty" if penalty else ""),
                         keras_optimizer, None, match, notes=list(task.notes))
@@ -107,7 +107,7 @@ def verify_user_port(keras_model, cls, optimizer, *, penalty: bool = False, mapp
     if optimizer.decays:
         result.notes.append(f"weight_decay acts on {len(decayed)} tensor(s): "
                             + ("every trainable one (Keras's optimizer decays them all)" if decayed == set(trainable)
-                               else "those Keras regularizes with L2") + ", 0 on the rest")
+                               else "those Keras regularizes with L2, 0 on the rest"))
     before = k32.snapshot()
     teacher = k32.flat(keys, slot_keys, before)
     measure = Measurement(list(teacher), ["user"])
