@@ -108,6 +108,33 @@ def verify_user_port(keras_model, cls, optimizer, *, penalty: bool = False, mapp
         result.notes.append(f"weight_decay acts on {len(decayed)} tensor(s): "
                             + ("every trainable one (Keras's optimizer decays them all)" if decayed == set(trainable)
                                else "those Keras regularizes with L2, 0 on the rest"))
+    one, history = _steps(sides, steppers, xs, ys, keys, slot_keys, n, batch_size)
+    one = one.only(judged_columns(one.tensors, left_out))
+    for d in DTYPES:
+        part = onestep_part(one, d)
+        result.records.append({"model": keras_model.name, "dtype": d, "recipe": "your port", "steps": n,
+                               "trajectory_recipe": "", "rule": RULES[d], **part})
+    if result.exact:
+        return result
+    # Diagnosed at the first step past rounding (in either dtype), from the state that step started from.
+    diverged = [r["first_divergence"]["step"] for r in result.records if r.get("first_divergence")]
+    at = min(diverged) if diverged else 1
+    teacher, iterations, batch, after, user64 = history[at - 1]
+    user = steppers["float64"]
+    eps = user.last_optimizer.param_groups[0].get("eps")
+    diagnoser = Diagnoser(k64, keras_optimizer, task.loss, xs["float64"], ys["float64"], batch_size, keys, trainable,
+                          generated.penalties, _decay_rates(optimizer, user, generated.penalties, trainable),
+                          eps if isinstance(eps, float) else None)
+    result.diagnosis = {"step": at, **diagnoser.diagnose(user64, after, one.floor[at - 1], one.tensors, teacher,
+                                                          iterations, batch)}
+    return result
+
+
+def _steps(sides, steppers, xs, ys, keys, slot_keys, n, batch_size):
+    """The one-step measurement (``onestep.Measurement``) of ``n`` steps, and per step what a diagnosis needs:
+    (Keras's float32 state before it, its iteration count, the batch, Keras's float32 state after, the user's
+    float64 step)."""
+    k32, k64 = sides["float32"], sides["float64"]
     before = k32.snapshot()
     teacher = k32.flat(keys, slot_keys, before)
     measure = Measurement(list(teacher), ["user"])
@@ -118,36 +145,25 @@ def verify_user_port(keras_model, cls, optimizer, *, penalty: bool = False, mapp
         k32.step([a[batch] for a in xs["float32"]], ys["float32"][batch])
         now = k32.snapshot()
         after = k32.flat(keys, slot_keys, now)
-        k64.restore(before)
+        k64.restore(before)   # Keras's float64 step from the same (float32) state
         k64.step([a[batch] for a in xs["float64"]], ys["float64"][batch])
         user32 = steppers["float32"].step(teacher, iterations, batch)
         user64 = steppers["float64"].step(teacher, iterations, batch)
         measure.add(after, k64.flat(keys, slot_keys), {"user": user32}, {"user": user64})
         history.append((teacher, iterations, batch, after, user64))
         teacher, before = after, now
-    one = measure.result("user")
-    one = one.only(judged_columns(one.tensors, left_out))
-    for d in DTYPES:
-        part = onestep_part(one, d)
-        result.records.append({"model": keras_model.name, "dtype": d, "recipe": "your port", "steps": n,
-                               "trajectory_recipe": "", "rule": RULES[d], **part})
-    if result.exact:
-        return result
-    diverged = [r["first_divergence"]["step"] for r in result.records if r.get("first_divergence")]
-    at = min(diverged) if diverged else 1
-    teacher, iterations, batch, after, user64 = history[at - 1]
-    user_decay = optimizer.group_weight_decay(steppers["float64"].last_optimizer)
-    decay = {k: user_decay.get(id(p)) or 0.0 for k, p in steppers["float64"].params.items()}
-    decay = {k: decay.get(k) or (2.0 * _lam(generated.penalties, k) if k in l2_keys else 0.0) for k in trainable}
-    decay = {k: v for k, v in decay.items() if v}
-    eps = steppers["float64"].last_optimizer.param_groups[0].get("eps")
-    diagnoser = Diagnoser(k64, keras_optimizer, task.loss, xs["float64"], ys["float64"], batch_size, keys, trainable,
-                          generated.penalties, decay, eps if isinstance(eps, float) else None)
-    result.diagnosis = {"step": at, **diagnoser.diagnose(user64, after, one.floor[at - 1], one.tensors, teacher,
-                                                          iterations, batch)}
-    return result
+    return measure.result("user"), history
 
 
-def _lam(penalties, key: str) -> float:
-    return sum(p.lam for p in penalties if p.key == key and p.kind == "l2")
+def _decay_rates(optimizer, user: UserStepper, penalties, trainable) -> dict[str, float]:
+    """{port key: wd} for the decoupled-decay candidate: the user's weight_decay where it decays a tensor, else 2λ
+    on the tensors Keras regularizes with L2 (Keras's own weight_decay standing in for the L2)."""
+    user_decay = optimizer.group_weight_decay(user.last_optimizer)
+    rates = {k: user_decay.get(id(p)) or 0.0 for k, p in user.params.items()}
+    lam = {}
+    for p in penalties:
+        if p.kind == "l2":
+            lam[p.key] = lam.get(p.key, 0.0) + p.lam
+    rates = {k: rates.get(k) or 2.0 * lam.get(k, 0.0) for k in trainable}
+    return {k: v for k, v in rates.items() if v}
 
