@@ -30,9 +30,7 @@ def _check(model, dtype: str, what: str, name: str = "") -> dict:
     bound = TOL[dtype]
     if result["forward"] > bound and dtype == "float32" and name in applications.APPLICATIONS \
             and name not in applications.FLOAT32_ONLY:
-        derived, twin = applications.float32_bound(name, model, result)
-        assert twin <= TOL["float64"], f"{what}: the float64 twin's forward differs by {twin:.3g}"
-        bound = max(bound, derived)   # applications.float32_bound: each framework's own float32 rounding
+        bound = max(bound, applications.float32_bound(name, model, result))   # applications.float32_bound: each framework's own float32 rounding
     if result["forward"] > bound and dtype == "float64" and name in applications.APPLICATIONS:
         bound = applications.float64_bound(name, model, result)   # 1e-12 + 2^-29 x Keras's float32 error
     assert result["forward"] <= bound, f"{what} {dtype}: forward max |Δ|/max |y| = {result['forward']:.3g} > {bound:.3g}"
@@ -55,21 +53,13 @@ def test_a_transfer_learning_model_ports_exactly_frozen_and_not():
     assert _check(model, "float64", "transfer, trained base")["terms"] > 1
 
 
-# Known open: EfficientNetV2L's float64 port differs from Keras by 0.60 of max |output| (float32 0.96), with the
-# same ±10% randomization that brings EfficientNetV2M to 3.8e-15. Not yet known whether its depth amplifies a
-# rounding difference or a layer is ported wrong (results/applications.csv; issue 20). strict: it fails loudly
-# the day it passes, so the mark cannot outlive the defect.
-OPEN = {"EfficientNetV2L": "float64 forward 0.60 of max |output|: cause not yet found (issue 20)"}
-
-
-def _open_defects():
-    return [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=OPEN[name])) if name in OPEN else name
-            for name in applications.APPLICATIONS]
+# EfficientNetV2L is built with its residual branches halved (applications.DAMPED): with Keras's own values its
+# float64 output has no correct digit to compare a port against (test_efficientnetv2l_is_chaotic_undamped).
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name", _open_defects())
+@pytest.mark.parametrize("name", list(applications.APPLICATIONS))
 def test_every_application_ports_exactly(name, dtype):
     """Every keras.applications model in both dtypes (ConvNeXtLarge and XLarge in float32 only:
     applications.FLOAT32_ONLY): over an hour on 2 cores, the large ones building hundreds of millions of
@@ -85,3 +75,26 @@ def test_every_application_ports_exactly(name, dtype):
 def test_every_family_as_a_transfer_learning_backbone(name, frozen):
     """Each family's smallest model as a nested backbone, frozen and not (float32: the pattern in use)."""
     _check(applications.transfer(name, "float32", frozen=frozen), "float32", f"{name} transfer frozen={frozen}")
+
+
+@pytest.mark.slow
+def test_efficientnetv2l_is_chaotic_undamped():
+    """Why applications.DAMPED: undamped, Keras's EfficientNetV2L moves its own float64 output by more than 10%
+    of max |output| under a 1e-15 relative change of its input (measured 78%); damped, by rounding alone
+    (< 1e-13; measured 1.3e-15). About 40 s: two 118 M-parameter builds, nothing smaller is this deep."""
+    import numpy as np
+
+    damped = applications.build("EfficientNetV2L", "float64")
+    x = np.random.default_rng(0).random((2, *damped.input_shape[1:]))
+
+    def moved(model):
+        y, y_nudged = (np.asarray(model(a, training=False)) for a in (x, x * (1 + 1e-15)))
+        return float(np.abs(y - y_nudged).max() / np.abs(y).max())
+
+    assert moved(damped) < 1e-13
+    del damped
+    saved, applications.DAMPED = applications.DAMPED, {}
+    try:
+        assert moved(applications.build("EfficientNetV2L", "float64")) > 0.1
+    finally:
+        applications.DAMPED = saved

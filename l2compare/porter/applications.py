@@ -76,6 +76,15 @@ def with_l2(model, lam: float = 1e-4):
 # float32 forward pass 100% off its float64 one; measured float64 port difference 1.9e-5 for V2M), while at
 # ±10% V2M's float64 port is within 3.8e-15, as every other application.
 MILD = ("EfficientNetV2M", "EfficientNetV2L")
+# EfficientNetV2L is chaotic even so, and with Keras's own initial values: measured block by block in Keras
+# alone, a 1e-15 relative change of the input grows about ×3 every two blocks from block4 on, and moves the
+# output by 78% of its max |·| after 79 blocks, so its float64 output has no correct digit to compare a port
+# against (the port measured 0.60 there, the same size). With each residual branch halved (the γ of its
+# ``*_project_bn``, the branch's last layer, × 0.5) the same net is well conditioned: Keras's own 1e-15 change
+# moves the output by 1.3e-15, and the port is within 1.5e-15. The factor is the branch's, so every layer
+# kind and every weight the port reads still differs from its neighbours.
+DAMPED = {"EfficientNetV2L": 0.5}
+FLOAT64_ALLOWANCE = 1e-12   # the float64 port's bound, relative to max |output| (comparisons/portcheck.py)
 
 
 def randomize(model, seed: int = 0, spread: float = 0.5) -> None:
@@ -113,6 +122,10 @@ def build(name: str, dtype: str, *, top: bool = True, seed: int = 0):
         args.update(dict(classes=10, classifier_activation=None) if top else dict(include_top=False))
         model = with_l2(constructor(**args))
     randomize(model, seed, spread=0.1 if name in MILD else 0.5)
+    if name in DAMPED:
+        for layer in model.layers:
+            if layer.name.endswith("_project_bn"):
+                layer.gamma.assign(layer.gamma * DAMPED[name])
     return model
 
 
@@ -146,15 +159,16 @@ def measure(model, dtype: str, seed: int = 0) -> dict:
             "outputs": (x, expected, got)}
 
 
-def float32_bound(name: str, model, result: dict) -> tuple[float, float]:
-    """(bound, twin's float64 difference), both relative to max |Keras's float32 output|, for a float32
-    ``model`` measured into ``result``. Its float64 twin (the same weights, cast) is run by Keras (k64)
-    and ported (t64); elementwise |k32 − t32| <= |k32 − k64| + |k64 − t64| + |t64 − t32| (the triangle
-    inequality), so the right side's maximum bounds the two float32 forward passes' difference: each
-    framework's own float32 rounding, measured in the same run, plus the float64 port's difference. Deep
-    nets with randomized BatchNorm amplify rounding (EfficientNetV2B1: 4e-5 where most models are 1e-6),
-    which a fixed 1e-5 would call a port error. Check the twin's float64 difference (<= 1e-12) beside it:
-    a port error present in both dtypes would widen the bound."""
+def float32_bound(name: str, model, result: dict) -> float:
+    """A bound relative to max |Keras's float32 output| for a float32 ``model`` measured into ``result``.
+    Its float64 twin (the same weights, cast) is run by Keras (k64) and ported (t64); elementwise
+    |k32 − t32| <= |k32 − k64| + |k64 − t64| + |t64 − t32| (the triangle inequality), so the right side's
+    maximum bounds the two float32 forward passes' difference: each framework's own float32 rounding,
+    measured in the same run, plus the float64 port's difference, for which the bound takes the float64
+    allowance (``float64_allowance``: 1e-12, more where the net amplifies rounding), not its measured
+    value: a port error present in both dtypes must not widen the bound. Deep nets with randomized
+    BatchNorm amplify rounding (EfficientNetV2B1: 4e-5 where most models are 1e-6), which a fixed 1e-5
+    would call a port error. The float64 port itself is checked by the float64 test of the application."""
     x32, k32, t32 = result["outputs"]
     twin = build(name, "float64")
     twin.set_weights([np.asarray(w, np.float64) for w in model.get_weights()])
@@ -162,9 +176,15 @@ def float32_bound(name: str, model, result: dict) -> tuple[float, float]:
     k64 = np.asarray(keras.ops.convert_to_numpy(twin(x64, training=False)), np.float64)
     with torch.no_grad():
         t64 = keras_to_torch(twin).eval()(torch.from_numpy(x64)).numpy()
-    scale = np.abs(k32).max()
-    bound = np.abs(k32 - k64).max() + np.abs(k64 - t64).max() + np.abs(t32 - t64).max()
-    return float(bound / scale), float(np.abs(k64 - t64).max() / np.abs(k64).max())
+    scale, twin_allowance = np.abs(k32).max(), float64_allowance(k32, k64)
+    bound = np.abs(k32 - k64).max() + twin_allowance * np.abs(k64).max() + np.abs(t32 - t64).max()
+    return float(bound / scale)
+
+
+def float64_allowance(k32, k64) -> float:
+    """The float64 port's bound relative to max |k64|: FLOAT64_ALLOWANCE + 2^-29 x Keras's own float32 error
+    (``k32`` against ``k64``, the same weights): see ``float64_bound``."""
+    return FLOAT64_ALLOWANCE + 2.0 ** -29 * float(np.abs(np.asarray(k32, np.float64) - k64).max() / np.abs(k64).max())
 
 
 def float64_bound(name: str, model, result: dict) -> float:
@@ -177,7 +197,7 @@ def float64_bound(name: str, model, result: dict) -> float:
     twin = build(name, "float32")
     twin.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
     k32 = np.asarray(keras.ops.convert_to_numpy(twin(x64.astype(np.float32), training=False)), np.float64)
-    return 1e-12 + 2.0 ** -29 * float(np.abs(k32 - k64).max() / np.abs(k64).max())
+    return float64_allowance(k32, k64)
 
 
 def main(argv=None) -> int:
@@ -212,7 +232,7 @@ def main(argv=None) -> int:
                 if dtype == "float64" and result["forward"] > 1e-12:
                     row["float64_bound"] = f"{float64_bound(name, model, result):.3g}"   # as the slow test
                 if dtype == "float32" and result["forward"] > 1e-5 and name not in FLOAT32_ONLY:
-                    row["float32_bound"] = f"{float32_bound(name, model, result)[0]:.3g}"   # as the slow test
+                    row["float32_bound"] = f"{float32_bound(name, model, result):.3g}"   # as the slow test
                 if dtype == "float64" or "penalty" not in row:   # the penalty and port time of float64 if run
                     row.update(penalty=f"{result['penalty']:.3g}", port_s=f"{result['port_s']:.2f}")
                 del model, result   # before the next build: the large ones hold gigabytes
