@@ -72,8 +72,9 @@ def _verdicts(out: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("optimizer,args", [
     ("sgd", ["--torch-optimizer", "SGD(lr=0.01)", "--penalty"]),                     # L2 in the loss
-    ("sgd", ["--torch-optimizer", f"SGD(lr=0.01, weight_decay={2 * LAM})"]),          # coupled: 2λ
-    ("momentum", ["--torch-optimizer", f"SGD(lr=0.01, momentum=0.9, weight_decay={2 * LAM})"]),   # Keras's m moved in
+    ("sgd", ["--torch-optimizer", f"SGD(lr=0.01, weight_decay={2 * LAM})", "--decay-on", "regularized"]),  # coupled 2λ
+    ("momentum", ["--torch-optimizer", f"SGD(lr=0.01, momentum=0.9, weight_decay={2 * LAM})",
+                  "--decay-on", "regularized"]),   # Keras's m moved in
 ], ids=["penalty", "coupled-2λ", "momentum-coupled-2λ"])
 def test_a_correct_hand_port_is_exact_in_both_dtypes(files, tmp_path, capsys, optimizer, args):
     code, report = _verify(files, tmp_path, "good.py", "--optimizer", optimizer, *args)
@@ -101,6 +102,17 @@ def test_weight_decay_lambda_instead_of_2_lambda_is_diagnosed_factor_2(files, tm
     out = capsys.readouterr().out
     assert code == 1 and "exact" not in _verdicts(out).values(), out
     assert "diagnosis (step 1): your step is factor 2 (L2 gradient λ·w; Keras's is 2λ·w)" in out, out
+
+
+def test_weight_decay_on_every_parameter_is_diagnosed(files, tmp_path, capsys):
+    """SGD(model.parameters(), weight_decay=2λ) (--decay-on all, the default) also decays the biases and the output
+    layer's kernel, which the article's CNN does not regularize: the diagnosis names the mistake and the tensors."""
+    code, _ = _verify(files, tmp_path, "good.py", "--optimizer", "sgd",
+                      "--torch-optimizer", f"SGD(lr=0.01, weight_decay={2 * LAM})")
+    out = capsys.readouterr().out
+    assert code == 1 and "exact" not in _verdicts(out).values(), out
+    assert "diagnosis (step 1): your step is weight decay on tensors Keras does not regularize (conv1.bias, " \
+           "conv2.bias, out.bias, out.weight; --decay-on regularized" in out, out
 
 
 def test_torch_adam_with_the_penalty_is_diagnosed_epsilon_placement(files, tmp_path, capsys):

@@ -57,6 +57,9 @@ def torch_optimizer(text: str) -> tuple[str, dict]:
     return tree.func.id, kwargs
 
 
+DECAY_ON = ("all", "regularized")
+
+
 def add_arguments(verify: argparse.ArgumentParser) -> None:
     mine = verify.add_argument_group("your own torch port (instead of the generated one; --recipes and --dtypes "
                                      "do not apply)")
@@ -65,8 +68,12 @@ def add_arguments(verify: argparse.ArgumentParser) -> None:
                            "train step (--optimizer: Keras's side)")
     mine.add_argument("--torch-optimizer", type=torch_optimizer, default=None, metavar='"Class(key=value, ...)"',
                       help="a torch.optim class with literal keyword arguments, e.g. \"AdamW(lr=1e-3, "
-                           "weight_decay=1e-2)\"; weight_decay acts on the tensors Keras regularizes with L2 "
-                           "(default: torch's class for --optimizer at Keras's hyperparameters)")
+                           "weight_decay=1e-2)\" (default: torch's class for --optimizer at Keras's "
+                           "hyperparameters)")
+    mine.add_argument("--decay-on", choices=DECAY_ON, default="all",
+                      help="the tensors your optimizer's weight_decay acts on: all (Optimizer(model.parameters(), "
+                           "weight_decay=...), the default) or regularized (parameter groups: only the tensors "
+                           "Keras regularizes with L2)")
     mine.add_argument("--penalty", action="store_true",
                       help="add Keras's L2 (λ·Σw² per regularized tensor) to your loss")
     mine.add_argument("--map", type=Path, default=None, metavar="JSON_FILE",
@@ -118,7 +125,7 @@ def run(args, model_path: Path, data, report: Path, optimizer_text, mapping) -> 
     cls = load_user_class(args.torch)
     model = modelfile.load(model_path)
     start = time.perf_counter()
-    result = verify_user_port(model, cls, optimizer, penalty=args.penalty, mapping=mapping,
+    result = verify_user_port(model, cls, optimizer, penalty=args.penalty, mapping=mapping, decay_on=args.decay_on,
                               keras_optimizer=args.optimizer, steps=args.steps, batch_size=args.batch_size, data=data)
     if optimizer_text is None:
         result.notes.append(f"no --torch-optimizer: torch.optim.{optimizer.text}, the torch class of --optimizer "

@@ -48,7 +48,11 @@ def diagnosis_line(result) -> str | None:
         return (f"diagnosis (step {d['step']}): your float64 step is Keras's; the float32 difference is beyond both "
                 "frameworks' rounding but none of the known mistakes")
     also = f" (the same step at this point: {', '.join(d['also'])})" if d["also"] else ""
-    return f"diagnosis (step {d['step']}): your step is {d['match']['short']}{also}"
+    where = ""
+    if d["match"]["short"].endswith("weight decay on tensors Keras does not regularize") and d.get("unregularized"):
+        names = d["unregularized"]
+        where = f" ({', '.join(names[:4])}{', …' if len(names) > 4 else ''}; --decay-on regularized if yours do not)"
+    return f"diagnosis (step {d['step']}): your step is {d['match']['short']}{where}{also}"
 
 
 def _escape(text) -> str:

@@ -9,7 +9,10 @@ construction) takes the same step in float64 with known mistakes put in, alone a
   ``missing`` (no L2 at all);
 * for Keras's Adam: torch's ε placement (torch.optim.Adam: ε inside the bias correction, the user's ε);
 * with BatchNormalization: torch's momentum 0.1 where Keras's 0.99 is torch's 0.01, and nn.BatchNorm's running
-  variance (moved with the batch's unbiased variance, × n/(n−1); Keras moves it with the biased one).
+  variance (moved with the batch's unbiased variance, × n/(n−1); Keras moves it with the biased one);
+* where the user's weight_decay reaches tensors Keras does not regularize (``--decay-on all``: biases,
+  BatchNorm's γ and β, kernels without a regularizer) and Keras's optimizer has no decay of its own: that decay on them too, coupled
+  (g += wd·w) or, with ``decoupled``, decoupled.
 
 The user's float64 step is compared with each candidate as verify compares it with Keras's: per tensor and
 slot, relative to the tensor's max |·|, allowed float64's share of the step's rounding floors plus
@@ -40,6 +43,7 @@ L2_SHORT = {"half": "factor 2 (L2 gradient λ·w; Keras's is 2λ·w)",
 EPS_TEXT = "torch's Adam ε placement (ε inside the bias correction; Keras: outside)"
 BN_TEXT = "BatchNorm momentum 0.1 in torch's convention (Keras's 0.99 is torch's 0.01)"
 UNBIASED_TEXT = "BatchNorm's running variance moved with the unbiased batch variance (nn.BatchNorm; Keras: biased)"
+EVERYWHERE_TEXT = "weight decay on tensors Keras does not regularize (model.parameters() where Keras regularizes some)"
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,13 @@ class Candidate:
     eps: bool = False
     bn: bool = False
     unbiased: bool = False
+    everywhere: bool = False
 
     @property
     def name(self) -> str:
         parts = ([L2_TEXT[self.l2]] if self.l2 != "keras" else []) + ([EPS_TEXT] if self.eps else []) \
-            + ([BN_TEXT] if self.bn else []) + ([UNBIASED_TEXT] if self.unbiased else [])
+            + ([BN_TEXT] if self.bn else []) + ([UNBIASED_TEXT] if self.unbiased else []) \
+            + ([EVERYWHERE_TEXT] if self.everywhere else [])
         return " + ".join(parts) or "Keras's own step (no known mistake)"
 
     @property
@@ -60,7 +66,8 @@ class Candidate:
         parts = ([L2_SHORT[self.l2]] if self.l2 != "keras" else []) \
             + (["torch's Adam ε placement"] if self.eps else []) \
             + (["BatchNorm momentum 0.1 (torch's convention)"] if self.bn else []) \
-            + (["BatchNorm's running variance unbiased (nn.BatchNorm's)"] if self.unbiased else [])
+            + (["BatchNorm's running variance unbiased (nn.BatchNorm's)"] if self.unbiased else []) \
+            + (["weight decay on tensors Keras does not regularize"] if self.everywhere else [])
         return " + ".join(parts) or "Keras's own step"
 
 
@@ -69,7 +76,13 @@ class Diagnoser:
 
     def __init__(self, side64, keras_optimizer: str, loss: str, x, y, batch_size: int, keys: list[str],
                  trainable: set[str], penalties, decay: dict[str, float], user_eps: float | None):
-        self.keras_optimizer, self.keys, self.penalties, self.decay = keras_optimizer, keys, penalties, decay
+        self.keras_optimizer, self.keys, self.penalties = keras_optimizer, keys, penalties
+        # Keras's own decay (AdamW) covers every tensor; otherwise the L2 tensors' rates stand for L2, and the user's
+        # rates on the other tensors are the "everywhere" mistake.
+        l2_keys = {p.key for p in penalties if p.kind == "l2"}
+        own = "weight_decay" in HYPERPARAMETERS[keras_optimizer]
+        self.decay = dict(decay) if own else {k: v for k, v in decay.items() if k in l2_keys}
+        self.extra = {} if own else {k: v for k, v in decay.items() if k not in l2_keys}
         self.user_eps = user_eps
         self.runs = {r: TorchRun(side64.tm, r, keras_optimizer, loss, x, y, batch_size, keys, trainable)
                      for r in ("penalty", "stock")}
@@ -85,7 +98,8 @@ class Diagnoser:
             l2.append("missing")
         eps = [False, True] if self.keras_optimizer in ("adam", "adamw") else [False]
         bn = [False, True] if self.has_bn else [False]
-        return [Candidate(a, b, c, d) for d, c, b, a in itertools.product(bn, bn, eps, l2)]
+        everywhere = [False, True] if self.extra else [False]
+        return [Candidate(a, b, c, d, e) for e, d, c, b, a in itertools.product(everywhere, bn, bn, eps, l2)]
 
     def step(self, cand: Candidate, flat: dict, iterations: int, batch: slice) -> dict[str, np.ndarray]:
         run = self.runs["stock" if cand.eps else "penalty"]
@@ -101,6 +115,9 @@ class Diagnoser:
         for p in self.penalties:
             w = model.get_parameter(p.key)
             loss = loss + (L2_SCALE[cand.l2] * p.lam * w.square().sum() if p.kind == "l2" else p.lam * w.abs().sum())
+        if cand.everywhere and cand.l2 != "decoupled":   # coupled decay wd·w is the gradient of wd/2·Σw²
+            for key, wd in self.extra.items():
+                loss = loss + 0.5 * wd * model.get_parameter(key).square().sum()
         if hasattr(model, "activity_penalty"):
             loss = loss + model.activity_penalty
         params = {name: p for name, p in model.named_parameters() if p.requires_grad}
@@ -114,10 +131,11 @@ class Diagnoser:
         import_slots(optimizer, params, flat, iterations)
         if cand.l2 == "decoupled":   # before the update, from the weights the gradient was taken at (as Keras)
             lr = HYPERPARAMETERS[self.keras_optimizer]["learning_rate"]
+            rates = {**self.decay, **self.extra} if cand.everywhere else self.decay
             with torch.no_grad():
                 for name, p in params.items():
-                    if self.decay.get(name):
-                        p.sub_(p * self.decay[name] * lr)
+                    if rates.get(name):
+                        p.sub_(p * rates[name] * lr)
         optimizer.step()
         state = model.state_dict()
         return {**{k: state[k].detach().numpy().copy() for k in self.keys}, **export_slots(optimizer, params)}
@@ -138,6 +156,7 @@ class Diagnoser:
         matches = [r for r in rows if r["matches"]]
         closest = min(rows, key=lambda r: r["max"])
         return {"match": matches[0] if matches else None, "also": [r["short"] for r in matches[1:]],
+                "unregularized": sorted(self.extra),
                 "closest": closest, "rows": rows,
                 "tolerance": "float64, per tensor and slot: |user − candidate| / max |Keras| ≤ 2⁻²⁹ × the step's "
                              f"float32 floors + {EXACT_FLOAT64:g}"}

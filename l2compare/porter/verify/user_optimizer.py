@@ -3,9 +3,10 @@
 The text was parsed without evaluating it (``l2compare.cli_args.torch_optimizer``); here the name is looked
 up in ``torch.optim`` and the keywords are tried on it, so a wrong one is a usage error before any training.
 
-A command line cannot write parameter groups, so verify builds the ones a port needs: ``weight_decay`` acts on
-the tensors Keras's own training decays (those with an L2 regularizer; every trainable tensor when the Keras
-optimizer itself has ``weight_decay``, AdamW), 0 on the rest. β, momentum and weight_decay go through float32
+A command line cannot write parameter groups, so ``--decay-on`` says which tensors ``weight_decay`` acts on:
+``all`` (what ``Optimizer(model.parameters(), weight_decay=...)`` does, the default: biases and BatchNorm too, a
+classic mistake where Keras regularizes only kernels) or ``regularized`` (the tensors with an L2 regularizer, 0 on
+the rest; every trainable tensor when the Keras optimizer itself has ``weight_decay``, AdamW). β, momentum and weight_decay go through float32
 first, as TensorFlow casts Keras's Python-float hyperparameters (DESIGN.md): without it a float64 step could
 never be exact. Learning rate and ε stay as given (Keras keeps them in the variable's dtype).
 """

@@ -50,10 +50,12 @@ class UserResult:
 
 
 def verify_user_port(keras_model, cls, optimizer, *, penalty: bool = False, mapping: dict | None = None,
-                     keras_optimizer: str = "adam", steps: int = 3, batch_size: int = 8, data=None,
+                     decay_on: str = "all", keras_optimizer: str = "adam", steps: int = 3, batch_size: int = 8, data=None,
                      seed: int = 0) -> UserResult:
     """``cls``: the user's nn.Module class (``user_port.load_user_class``); ``optimizer``: a ``UserOptimizer``;
-    ``penalty``: add Keras's regularization terms to the user's loss; ``mapping``: {Keras weight: user key}."""
+    ``penalty``: add Keras's regularization terms to the user's loss; ``mapping``: {Keras weight: user key};
+    ``decay_on``: the tensors the optimizer's weight_decay acts on, "all" (``Optimizer(model.parameters(),
+    weight_decay=...)``) or "regularized" (parameter groups: those Keras regularizes with L2)."""
     generated = generate(keras_model)   # the porter's layouts and Keras's penalties, as the port would have them
     if len(keras_model.outputs) != 1:
         raise VerifyError(f"model {keras_model.name!r} has {len(keras_model.outputs)} outputs; verify compares "
@@ -84,8 +86,9 @@ def verify_user_port(keras_model, cls, optimizer, *, penalty: bool = False, mapp
     keys = [k for k, v in k32.port.state().items() if np.issubdtype(np.asarray(v).dtype, np.floating)]
     trainable = moved_keys(k32.port, k32.clone.trainable_variables)
     l2_keys = {p.key for p in generated.penalties if p.kind == "l2"}
-    # The tensors weight_decay acts on (user_optimizer's docstring): all of them where Keras's optimizer decays.
-    decayed = set(trainable) if "weight_decay" in HYPERPARAMETERS[keras_optimizer] else l2_keys
+    # The tensors weight_decay acts on (user_optimizer's docstring): all of them where the user says so or Keras's
+    # optimizer decays them all itself.
+    decayed = set(trainable) if decay_on == "all" or "weight_decay" in HYPERPARAMETERS[keras_optimizer] else l2_keys
     importable = optimizer.state_importable(keras_optimizer)
     # As verify: a tensor whose float64 gradient is zero up to rounding (a bias before BatchNormalization) follows
     # rounding noise that no port reproduces; measured on the generated port (the same function as a correct one).
@@ -106,8 +109,10 @@ def verify_user_port(keras_model, cls, optimizer, *, penalty: bool = False, mapp
                             "Keras's state")
     if optimizer.decays:
         result.notes.append(f"weight_decay acts on {len(decayed)} tensor(s): "
-                            + ("every trainable one (Keras's optimizer decays them all)" if decayed == set(trainable)
-                               else "those Keras regularizes with L2, 0 on the rest"))
+                            + ("every trainable one (Keras's optimizer decays them all)"
+                               if "weight_decay" in HYPERPARAMETERS[keras_optimizer] else
+                               "every trainable one (--decay-on all)" if decayed == set(trainable)
+                               else "those Keras regularizes with L2, 0 on the rest (--decay-on regularized)"))
     one, history = _steps(sides, steppers, xs, ys, keys, slot_keys, n, batch_size)
     one = one.only(judged_columns(one.tensors, left_out))
     for d in DTYPES:
