@@ -7,6 +7,7 @@ so the CLI's parent process can build reports.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -63,8 +64,9 @@ def write_reports(out_dir: Path, runs: list[dict], parity: list[dict],
 def _write_verify(out_dir: Path, showcase: list[dict]) -> list[tuple[Path, str]]:
     if not showcase:
         return []
-    path = out_dir / "verify.md"
-    write_atomic(path, verify_report.showcase_markdown(showcase))
+    path, timing = out_dir / "verify.md", out_dir / "verify_timing.jsonl"
+    timings = [json.loads(line) for line in timing.read_text().splitlines() if line.strip()] if timing.exists() else []
+    write_atomic(path, verify_report.showcase_markdown(showcase, timings))
     return [(path, "`l2compare verify` on one corpus model per layer family (BatchNorm, depthwise, Conv1D, transposed "
              "conv, LayerNorm, LSTM, GRU, L1/activity): every recipe's verdict in float64 and float32")]
 

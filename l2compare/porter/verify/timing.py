@@ -1,0 +1,79 @@
+"""How long ``l2compare verify`` takes on a real backbone, and its peak memory: a record per run, appended to
+``results/verify_timing.jsonl``; ``results/verify.md`` shows them as its timing rows.
+
+    python -m l2compare.porter.verify.timing results/verify_timing.jsonl ResNet50 --side 224 --steps 3 --threads 2
+
+Builds the keras.applications model as users build it (``weights=None``, 10 classes, L2 1e-4 on every kernel,
+``l2compare.porter.applications.with_l2``), saves it, and runs the CLI on it in a child process, as a user would:
+the wall time includes the frameworks' imports and the traces, and the peak is the child's maximum resident set
+(``os.wait4``'s rusage). Not part of ``make results``: ResNet50 at 224×224 takes minutes and 12 GB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def build(name: str, side: int, path: Path) -> int:
+    """Save ``name`` at ``side``×``side`` with L2 on every kernel to ``path``; its parameter count."""
+    from l2compare.core import environment
+
+    environment.configure(1)
+    import keras
+
+    from l2compare.porter.applications import with_l2
+
+    keras.utils.set_random_seed(0)
+    model = with_l2(getattr(keras.applications, name)(weights=None, input_shape=(side, side, 3), classes=10))
+    model.save(path)
+    return int(model.count_params())
+
+
+def timed(argv: list[str]) -> tuple[int, float, float]:
+    """(exit code, wall seconds, peak resident set of the child in GB) of one command."""
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return child.returncode, time.perf_counter() - start, usage.ru_maxrss / 1024 ** 2   # Linux: kilobytes
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="JSON-lines file the record is appended to")
+    parser.add_argument("application", help="a keras.applications model, e.g. ResNet50")
+    parser.add_argument("--side", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--optimizer", default="momentum")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    from l2compare.core import machine
+
+    with tempfile.TemporaryDirectory() as folder:
+        model, records = Path(folder) / f"{args.application}.keras", Path(folder) / "records.jsonl"
+        parameters = build(args.application, args.side, model)
+        command = [sys.executable, "-m", "l2compare.cli", "verify", str(model), "--steps", str(args.steps),
+                   "--batch-size", str(args.batch_size), "--optimizer", args.optimizer, "--threads", str(args.threads),
+                   "--report", str(Path(folder) / "report.md"), "--records", str(records)]
+        code, wall, peak = timed(command)
+        verdicts = [json.loads(line) for line in records.read_text().splitlines()] if records.exists() else []
+    record = {"application": args.application, "input": f"{args.side}×{args.side}", "parameters": parameters,
+              "batch_size": args.batch_size, "steps": args.steps, "optimizer": args.optimizer, "threads": args.threads,
+              "exit": code, "wall_s": round(wall, 1), "peak_gb": round(peak, 2),
+              "verdicts": {f"{r['dtype']} {r['recipe']}": r["verdict"] for r in verdicts},
+              "machine": machine.provenance()}
+    with open(args.out, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(json.dumps(record))
+    return 0 if code == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
