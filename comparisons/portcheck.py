@@ -158,6 +158,24 @@ def randomize_weights(km, seed=0):
         v.assign(value.astype(v.dtype))
 
 
+def randomize_normal(km, seed):
+    """Every weight drawn from N(0, 0.5²): non-zero biases and weights of both signs, so a misplaced bias or a
+    flipped kernel shows (the convolution tests; ``randomize_weights`` keeps BatchNorm's statistics valid)."""
+    rng = np.random.default_rng(seed)
+    for v in km.weights:
+        v.assign((rng.normal(size=v.shape) * 0.5).astype(v.dtype))
+
+
+def model_data(km, loss, seed, n=5):
+    """``n`` samples shaped like ``km``'s input, and targets for ``loss`` ("sce": class labels, else real values)."""
+    rng = np.random.default_rng(seed)
+    dtype = str(km.inputs[0].dtype)
+    x = rng.normal(size=(n, *km.inputs[0].shape[1:])).astype(dtype)
+    out = km.outputs[0].shape
+    y = rng.integers(0, out[-1], size=n) if loss == "sce" else rng.normal(size=(n, *out[1:])).astype(dtype)
+    return x, y
+
+
 def random_inputs(shape, dtype, n=6, seed=1):
     return np.random.default_rng(seed).normal(1.0, 2.0, (n, *shape)).astype(dtype)
 

@@ -124,30 +124,14 @@ MODELS = {"resnet1d": (resnet1d, "sce"), "mobilenet": (mobilenet, "sce"),
           "decoder": (decoder, "mse"), "shapes": (shapes, "mse")}
 
 
-def _randomize(km, seed):
-    """Non-zero biases and weights of both signs, so a misplaced bias or a flipped kernel shows."""
-    rng = np.random.default_rng(seed)
-    for v in km.weights:
-        v.assign((rng.normal(size=v.shape) * 0.5).astype(v.dtype))
-
-
-def _data(km, loss, seed, n=5):
-    rng = np.random.default_rng(seed)
-    dtype = str(km.inputs[0].dtype)
-    x = rng.normal(size=(n, *km.inputs[0].shape[1:])).astype(dtype)
-    out = km.outputs[0].shape
-    y = rng.integers(0, out[-1], size=n) if loss == "sce" else rng.normal(size=(n, *out[1:])).astype(dtype)
-    return x, y
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", MODELS)
 def test_model_forward_and_gradients(name, dtype, keras_seed):
     keras_seed(11)
     build, loss = MODELS[name]
     km = build(dtype)
-    _randomize(km, 12)
-    x, y = _data(km, loss, 13)
+    portcheck.randomize_normal(km, 12)
+    x, y = portcheck.model_data(km, loss, 13)
     tm = portcheck.assert_forward(km, x)
     assert km.losses, "the model must carry penalties for the gradient check to cover them"
     portcheck.assert_gradients(km, x, y, loss=loss, tm=tm)
@@ -157,8 +141,8 @@ def test_model_forward_and_gradients(name, dtype, keras_seed):
 def test_standalone_file(name, keras_seed, tmp_path):
     keras_seed(14)
     km = MODELS[name][0]("float64")
-    _randomize(km, 15)
-    x, _ = _data(km, MODELS[name][1], 16)
+    portcheck.randomize_normal(km, 15)
+    x, _ = portcheck.model_data(km, MODELS[name][1], 16)
     source = portcheck.assert_standalone(km, x, tmp_path)
     if name == "resnet1d":
         assert "def avg_pool_same(" in source                      # the helper travels with the file
@@ -179,8 +163,8 @@ def test_the_checks_can_fail(keras_seed):
     gives another function: the forward check would catch the mistake."""
     keras_seed(17)
     km = mobilenet("float64")
-    _randomize(km, 18)
-    x, _ = _data(km, "sce", 19)
+    portcheck.randomize_normal(km, 18)
+    x, _ = portcheck.model_data(km, "sce", 19)
     tm = keras_to_torch(km)
     dw = km.layers[1]
     kernel = np.asarray(dw.kernel)                                   # (3, 3, in=8, mult=2)
@@ -217,8 +201,8 @@ def test_layers_in_keras_layout(dtype, keras_seed):
                            layers.ZeroPadding2D(((2, 1), (0, 3)), **d), layers.Cropping2D(((1, 0), (2, 2)), **d),
                            layers.Dense(3, **d), layers.GlobalAveragePooling2D(keepdims=True, **d),
                            layers.Dense(2, **d)])
-    _randomize(km, 22)
-    x, y = _data(km, "mse", 23)
+    portcheck.randomize_normal(km, 22)
+    x, y = portcheck.model_data(km, "mse", 23)
     tm = portcheck.assert_forward(km, x)
     assert ".permute(" not in tm.port.source
     portcheck.assert_gradients(km, x, y, loss="mse", tm=tm)
@@ -240,8 +224,8 @@ def test_dilated_transposed_convs(rank, kernel, dilation, padding, keras_seed):
     cls = layers.Conv2DTranspose if rank == 2 else layers.Conv1DTranspose
     layer = cls(3, kernel, dilation_rate=dilation, padding=padding, dtype="float64")
     km = keras.Sequential([keras.Input(shape, dtype="float64"), layer])
-    _randomize(km, 28)
-    x, _ = _data(km, "mse", 29)
+    portcheck.randomize_normal(km, 28)
+    x, _ = portcheck.model_data(km, "mse", 29)
     with pytest.raises(Exception, match="dilation rates larger than 1"):
         km(x)   # if this starts to pass, compare with Keras directly (portcheck.assert_forward)
     z = tf.zeros((len(x), *km.outputs[0].shape[1:-1], 3), tf.float64)
@@ -272,7 +256,7 @@ def test_sequences_of_unknown_length(dtype, keras_seed):
         layers.GlobalAveragePooling1D(**d),
         layers.Dense(2, **d),
     ])
-    _randomize(km, 31)
+    portcheck.randomize_normal(km, 31)
     tm = keras_to_torch(km)
     assert "[..., :-1]" in tm.port.source
     for length in (7, 10):

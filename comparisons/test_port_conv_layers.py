@@ -8,7 +8,6 @@ import pytest
 from keras import layers, regularizers
 
 from comparisons import portcheck
-from comparisons.test_port_conv import _data, _randomize  # the same weights and data as the chained models
 from l2compare.porter import PortError, keras_to_torch
 
 DTYPES = ["float32", "float64"]
@@ -81,8 +80,8 @@ def test_frozen_depthwise_and_separable(keras_seed):
         layers.Conv2D(2, 2, kernel_regularizer=_l2(), **d),
         layers.GlobalAveragePooling2D(**d),
     ])
-    _randomize(km, 36)
-    x, y = _data(km, "mse", 37)
+    portcheck.randomize_normal(km, 36)
+    x, y = portcheck.model_data(km, "mse", 37)
     tm = portcheck.assert_forward(km, x)
     portcheck.assert_gradients(km, x, y, loss="mse", tm=tm)
     trained = [n for n, p in tm.named_parameters() if p.requires_grad]
@@ -97,8 +96,8 @@ def test_bilinear_upsampling_float32(keras_seed):
     km = keras.Sequential([keras.Input((5, 4, 2)), layers.Conv2D(3, 2, padding="same", **d),
                            layers.UpSampling2D((3, 2), interpolation="bilinear", **d),
                            layers.Conv2D(2, 3, kernel_regularizer=_l2(), **d)])
-    _randomize(km, 25)
-    x, y = _data(km, "mse", 26)
+    portcheck.randomize_normal(km, 25)
+    x, y = portcheck.model_data(km, "mse", 26)
     tm = portcheck.assert_forward(km, x)
     portcheck.assert_gradients(km, x, y, loss="mse", tm=tm)
 

@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from comparisons.clicheck import assert_one_line_error
 from l2compare import cli
 from l2compare.reports.verify_report import TERMINAL_NOTES
 
@@ -32,13 +33,6 @@ def files(tmp_path_factory):
     return folder
 
 
-def _one_line_error(capsys, message):
-    captured = capsys.readouterr()
-    assert captured.err.startswith("l2compare: error: ") and message in captured.err, captured.err
-    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
-    assert captured.out == ""
-
-
 @pytest.mark.parametrize("args,message", [
     (["--data", "npz:nan.npz"], "array x holds 36 NaN or infinite value(s); verify needs finite numbers"),
     (["--data", "npz:inf.npz"], "array y holds 1 NaN or infinite value(s)"),
@@ -52,7 +46,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(files, tmp_path, capsy
     monkeypatch.chdir(tmp_path)
     args = [a.replace("npz:", f"npz:{files}/") for a in args]
     assert cli.main(["verify", str(files / "good.keras"), *args, "--records", str(tmp_path / "r.jsonl")]) == 2
-    _one_line_error(capsys, message)
+    assert_one_line_error(capsys, message)
     assert os.listdir(tmp_path) == []
 
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from comparisons.clicheck import assert_one_line_error
 from l2compare import cli
 
 LAM = 0.01   # the article's λ (Keras's float32 rounding of it is applied on both sides)
@@ -191,13 +192,6 @@ def test_unmatched_tensors_are_listed_one_per_line_exit_2(files, tmp_path, capsy
     assert os.listdir(tmp_path) == []
 
 
-def _one_line_error(capsys, message):
-    captured = capsys.readouterr()
-    assert captured.err.startswith("l2compare: error: ") and message in captured.err, captured.err
-    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
-    assert captured.out == ""
-
-
 @pytest.mark.parametrize("port,args,message", [
     ("good.py", ["--torch-optimizer", "__import__('os')"], "--torch-optimizer \"__import__('os')\": positional"),
     ("good.py", ["--torch-optimizer", "Adam(lr=foo)"], "lr=foo is not a literal"),
@@ -213,13 +207,13 @@ def _one_line_error(capsys, message):
 def test_bad_input_is_one_line_exit_2_and_nothing_written(files, tmp_path, capsys, monkeypatch, port, args, message):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["verify", str(files / "cnn.keras"), "--torch", f"{files / port}:CNN", *args]) == 2
-    _one_line_error(capsys, message)
+    assert_one_line_error(capsys, message)
     assert os.listdir(tmp_path) == []
 
 
 def test_torch_options_need_torch(files, capsys):
     assert cli.main(["verify", str(files / "cnn.keras"), "--penalty"]) == 2
-    _one_line_error(capsys, "--penalty describes your own torch port: use it with --torch FILE.py:CLASS")
+    assert_one_line_error(capsys, "--penalty describes your own torch port: use it with --torch FILE.py:CLASS")
 
 
 def test_a_map_naming_no_keras_weight_is_one_line_exit_2(files, tmp_path, capsys, monkeypatch):
@@ -227,7 +221,7 @@ def test_a_map_naming_no_keras_weight_is_one_line_exit_2(files, tmp_path, capsys
     (tmp_path / "bad.json").write_text('{"conv9/kernel": "conv1.weight"}')
     assert cli.main(["verify", str(files / "cnn.keras"), "--torch", f"{files / 'good.py'}:CNN", "--penalty",
                      "--map", str(tmp_path / "bad.json")]) == 2
-    _one_line_error(capsys, "--map: 'conv9/kernel' is not a weight of the Keras model (e.g. 'conv1/kernel')")
+    assert_one_line_error(capsys, "--map: 'conv9/kernel' is not a weight of the Keras model (e.g. 'conv1/kernel')")
     assert os.listdir(tmp_path) == ["bad.json"]
 
 
