@@ -64,8 +64,8 @@ def write_reports(out_dir: Path, runs: list[dict], parity: list[dict],
 def _write_verify(out_dir: Path, showcase: list[dict]) -> list[tuple[Path, str]]:
     if not showcase:
         return []
-    path, timing = out_dir / "verify.md", out_dir / "verify_timing.jsonl"
-    timings = [json.loads(line) for line in timing.read_text().splitlines() if line.strip()] if timing.exists() else []
+    path, timing = out_dir / "verify.md", out_dir / "verify_timing.json"
+    timings = json.loads(timing.read_text()) if timing.exists() else []
     write_atomic(path, verify_report.showcase_markdown(showcase, timings))
     return [(path, "`l2compare verify` on one corpus model per layer family (BatchNorm, depthwise, Conv1D, transposed "
              "conv, LayerNorm, LSTM, GRU, L1/activity): every recipe's verdict in float64 and float32")]

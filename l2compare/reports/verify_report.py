@@ -196,7 +196,7 @@ def timing_markdown(timings: list[dict]) -> str:
              "machine": f"{t['machine']['cpu']}, {t['machine']['cores']} cores"} for t in timings]
     return ("## Timing on real backbones\n\nThe whole command as a user runs it (imports, traces, every dtype and "
             "recipe), in a child process: wall time and its peak resident memory. Written by `python -m "
-            "l2compare.porter.verify.timing results/verify_timing.jsonl ResNet50 --side 224 --steps 3` (not part of "
+            "l2compare.porter.verify.timing results/verify_timing.json ResNet50 --side 224 --steps 3` (not part of "
             "`make results`: minutes and gigabytes).\n\n" + pd.DataFrame(rows).to_markdown(index=False))
 
 

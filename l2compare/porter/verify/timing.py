@@ -1,7 +1,8 @@
-"""How long ``l2compare verify`` takes on a real backbone, and its peak memory: a record per run, appended to
-``results/verify_timing.jsonl``; ``results/verify.md`` shows them as its timing rows.
+"""How long ``l2compare verify`` takes on a real backbone, and its peak memory: a record per run, added to the JSON
+list in ``results/verify_timing.json`` (a plain list, not a keyed store: ``l2compare store`` reads only the
+``.jsonl`` stores); ``results/verify.md`` shows them as its timing rows.
 
-    python -m l2compare.porter.verify.timing results/verify_timing.jsonl ResNet50 --side 224 --steps 3 --threads 2
+    python -m l2compare.porter.verify.timing results/verify_timing.json ResNet50 --side 224 --steps 3 --threads 2
 
 Builds the keras.applications model as users build it (``weights=None``, 10 classes, L2 1e-4 on every kernel,
 ``l2compare.porter.applications.with_l2``), saves it, and runs the CLI on it in a child process, as a user would:
@@ -46,7 +47,7 @@ def timed(argv: list[str]) -> tuple[int, float, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", type=Path, help="JSON-lines file the record is appended to")
+    parser.add_argument("out", type=Path, help="JSON file (a list of records) the record is added to")
     parser.add_argument("application", help="a keras.applications model, e.g. ResNet50")
     parser.add_argument("--side", type=int, default=224)
     parser.add_argument("--steps", type=int, default=3)
@@ -69,8 +70,10 @@ def main(argv=None) -> int:
               "exit": code, "wall_s": round(wall, 1), "peak_gb": round(peak, 2),
               "verdicts": {f"{r['dtype']} {r['recipe']}": r["verdict"] for r in verdicts},
               "machine": machine.provenance()}
-    with open(args.out, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    from l2compare.engine.files import write_atomic
+
+    records = json.loads(args.out.read_text()) if args.out.exists() else []
+    write_atomic(args.out, json.dumps(records + [record], indent=1, ensure_ascii=False) + "\n")
     print(json.dumps(record))
     return 0 if code == 0 else 1
 
