@@ -159,7 +159,7 @@ def measure(model, dtype: str, seed: int = 0) -> dict:
             "outputs": (x, expected, got)}
 
 
-def float32_bound(name: str, model, result: dict) -> float:
+def float32_bound(name: str, model, result: dict, rebuild=None) -> float:
     """A bound relative to max |Keras's float32 output| for a float32 ``model`` measured into ``result``.
     Its float64 twin (the same weights, cast) is run by Keras (k64) and ported (t64); elementwise
     |k32 − t32| <= |k32 − k64| + |k64 − t64| + |t64 − t32| (the triangle inequality), so the right side's
@@ -170,7 +170,7 @@ def float32_bound(name: str, model, result: dict) -> float:
     BatchNorm amplify rounding (EfficientNetV2B1: 4e-5 where most models are 1e-6), which a fixed 1e-5
     would call a port error. The float64 port itself is checked by the float64 test of the application."""
     x32, k32, t32 = result["outputs"]
-    twin = build(name, "float64")
+    twin = (rebuild or (lambda dtype: build(name, dtype)))("float64")   # rebuild: the same architecture, e.g. transfer
     twin.set_weights([np.asarray(w, np.float64) for w in model.get_weights()])
     x64 = x32.astype(np.float64)
     k64 = np.asarray(keras.ops.convert_to_numpy(twin(x64, training=False)), np.float64)
@@ -187,14 +187,14 @@ def float64_allowance(k32, k64) -> float:
     return FLOAT64_ALLOWANCE + 2.0 ** -29 * float(np.abs(np.asarray(k32, np.float64) - k64).max() / np.abs(k64).max())
 
 
-def float64_bound(name: str, model, result: dict) -> float:
+def float64_bound(name: str, model, result: dict, rebuild=None) -> float:
     """A float64 bound for a net that amplifies rounding past 1e-12 (EfficientNetV2S with randomized
     BatchNorm: 1.9e-11, its float32 forward 8e-2 off float64 in Keras itself), relative to max |output|:
     1e-12 + 2^-29 x Keras's own float32 error on a float32 twin (the same weights, rounded). To first
     order a computation's rounding error is its condition times the unit roundoff, and float64's is
     2^-29 of float32's; the same rule as verify's float64 floor (l2compare.core.onestep)."""
     x64, k64, _ = result["outputs"]
-    twin = build(name, "float32")
+    twin = (rebuild or (lambda dtype: build(name, dtype)))("float32")
     twin.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
     k32 = np.asarray(keras.ops.convert_to_numpy(twin(x64.astype(np.float32), training=False)), np.float64)
     return float64_allowance(k32, k64)
