@@ -70,10 +70,12 @@ def main(argv=None) -> int:
               "exit": code, "wall_s": round(wall, 1), "peak_gb": round(peak, 2),
               "verdicts": {f"{r['dtype']} {r['recipe']}": r["verdict"] for r in verdicts},
               "machine": machine.provenance()}
-    from l2compare.engine.files import write_atomic
-
     records = json.loads(args.out.read_text()) if args.out.exists() else []
-    write_atomic(args.out, json.dumps(records + [record], indent=1, ensure_ascii=False) + "\n")
+    # Written beside and renamed over: an interrupted write keeps the earlier records (the porter may not import
+    # the engine's write_atomic, a floor above it).
+    partial = args.out.with_name(f".tmp.{args.out.name}")
+    partial.write_text(json.dumps(records + [record], indent=1, ensure_ascii=False) + "\n")
+    os.replace(partial, args.out)
     print(json.dumps(record))
     return 0 if code == 0 else 1
 
