@@ -11,8 +11,8 @@ construction) takes the same step in float64 with known mistakes put in, alone a
 * with BatchNormalization: torch's momentum 0.1 where Keras's 0.99 is torch's 0.01, and nn.BatchNorm's running
   variance (moved with the batch's unbiased variance, × n/(n−1); Keras moves it with the biased one);
 * where the user's weight_decay reaches tensors Keras does not regularize (``--decay-on all``: biases,
-  BatchNorm's γ and β, kernels without a regularizer) and Keras's optimizer has no decay of its own: that decay on them too, coupled
-  (g += wd·w) or, with ``decoupled``, decoupled.
+  BatchNorm's γ and β, kernels without a regularizer) and Keras's optimizer has no decay of its own: that
+  decay on them too, coupled (g += wd·w) or, with ``decoupled``, decoupled.
 
 The user's float64 step is compared with each candidate as verify compares it with Keras's: per tensor and
 slot, relative to the tensor's max |·|, allowed float64's share of the step's rounding floors plus
