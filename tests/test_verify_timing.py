@@ -14,7 +14,7 @@ RECORD = {"application": "ResNet50", "input": "224×224", "parameters": 23608202
 def test_timed_reports_the_childs_exit_code_and_its_own_peak_memory():
     code, wall, peak = timed([sys.executable, "-c", "import sys; x = bytearray(300 * 2**20); sys.exit(3)"])
     assert code == 3 and wall > 0
-    assert 0.29 < peak < 2.0, peak   # the child's 300 MiB, not this process's
+    assert 0.29 < peak < 0.5, peak   # the child's 300 MiB, not this (test worker) process's size
 
 
 def test_the_timing_section_shows_each_record():

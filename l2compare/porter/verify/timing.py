@@ -7,7 +7,7 @@ list in ``results/verify_timing.json`` (a plain list, not a keyed store: ``l2com
 Builds the keras.applications model as users build it (``weights=None``, 10 classes, L2 1e-4 on every kernel,
 ``l2compare.porter.applications.with_l2``), saves it, and runs the CLI on it in a child process, as a user would:
 the wall time includes the frameworks' imports and the traces, and the peak is the child's maximum resident set
-(``os.wait4``'s rusage). Not part of ``make results``: ResNet50 at 224×224 takes minutes and 12 GB.
+(``os.wait4``'s rusage, taken by a small launcher: ``timed``). Not part of ``make results``: ResNet50 at 224×224 takes minutes and 12 GB.
 """
 from __future__ import annotations
 
@@ -36,13 +36,22 @@ def build(name: str, side: int, path: Path) -> int:
     return int(model.count_params())
 
 
+# A small Python process starts the command and reports its exit code and peak: Linux carries a process's peak
+# resident set across fork and exec, so a child of a large process (this one after Keras built the model, or a test
+# worker) would report at least its parent's size.
+_LAUNCHER = ("import json, os, subprocess, sys\n"
+             "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+             "_, status, usage = os.wait4(child.pid, 0)\n"
+             "print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_maxrss]))\n")
+
+
 def timed(argv: list[str]) -> tuple[int, float, float]:
-    """(exit code, wall seconds, peak resident set of the child in GB) of one command."""
+    """(exit code, wall seconds, peak resident set of the command in GB) of one command."""
     start = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, time.perf_counter() - start, usage.ru_maxrss / 1024 ** 2   # Linux: kilobytes
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - start
+    code, peak_kb = json.loads(done.stdout)
+    return code, wall, peak_kb / 1024 ** 2   # Linux reports kilobytes
 
 
 def main(argv=None) -> int:
