@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from comparisons.clicheck import assert_one_line_error
+from comparisons.clicheck import assert_one_line_error, save_tiny_bn
 from l2compare import cli
 from l2compare.reports.verify_report import TERMINAL_NOTES
 
@@ -14,16 +14,8 @@ from l2compare.reports.verify_report import TERMINAL_NOTES
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A tiny CNN with L2 and a BatchNorm (good.keras), its data, and bad data of each kind."""
-    import keras
-    from keras import layers, regularizers
-
     folder = tmp_path_factory.mktemp("verify_cli")
-    keras.utils.set_random_seed(0)
-    keras.Sequential([keras.Input((6, 6, 1)), layers.Conv2D(3, 3, use_bias=False,
-                                                            kernel_regularizer=regularizers.l2(1e-3)),
-                      layers.BatchNormalization(), layers.ReLU(), layers.Flatten(),
-                      layers.Dense(4, activation="softmax", kernel_regularizer=regularizers.l2(1e-2))],
-                     name="tiny_bn").save(folder / "good.keras")
+    save_tiny_bn(folder / "good.keras")
     rng = np.random.default_rng(0)
     x, y = rng.random((16, 6, 6, 1)), rng.integers(0, 4, 16)
     np.savez(folder / "good.npz", x=x, y=y)

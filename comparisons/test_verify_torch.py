@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from comparisons.clicheck import assert_one_line_error
+from comparisons.clicheck import assert_one_line_error, save_tiny_bn
 from l2compare import cli
 
 LAM = 0.01   # the article's λ (Keras's float32 rounding of it is applied on both sides)
@@ -147,15 +147,7 @@ class Net(nn.Module):
 ], ids=["keras-momentum", "torch-default-momentum"])
 def test_nn_batchnorm_is_diagnosed(tmp_path, capsys, momentum, diagnosis):
     """nn.BatchNorm2d moves running_var with the unbiased variance; its default momentum 0.1 is Keras's 0.9."""
-    import keras
-    from keras import layers, regularizers
-
-    keras.utils.set_random_seed(0)
-    keras.Sequential([keras.Input((6, 6, 1)), layers.Conv2D(3, 3, use_bias=False,
-                                                            kernel_regularizer=regularizers.l2(1e-3)),
-                      layers.BatchNormalization(), layers.ReLU(), layers.Flatten(),
-                      layers.Dense(4, activation="softmax", kernel_regularizer=regularizers.l2(1e-2))],
-                     name="tiny_bn").save(tmp_path / "bn.keras")
+    save_tiny_bn(tmp_path / "bn.keras")
     (tmp_path / "port.py").write_text(BN_PORT.format(momentum=momentum))
     code = cli.main(["verify", str(tmp_path / "bn.keras"), "--torch", f"{tmp_path / 'port.py'}:Net", "--optimizer",
                      "momentum", "--torch-optimizer", "SGD(lr=0.01, momentum=0.9)", "--penalty", "--steps", "2",
