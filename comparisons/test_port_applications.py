@@ -72,9 +72,9 @@ def test_every_application_ports_exactly(name, dtype):
 
 
 def _transfer_cases():
-    """Every application in float32 (the pattern in use), each family's smallest in float64 too."""
-    cases = [(name, "float32") for name in applications.APPLICATIONS]
-    return cases + [(name, "float64") for name in applications.SMALLEST.values()]
+    """Every application in both dtypes (ConvNeXtLarge and XLarge in float32 only, as above)."""
+    return [(name, dtype) for dtype in ("float32", "float64") for name in applications.APPLICATIONS
+            if not (dtype == "float64" and name in applications.FLOAT32_ONLY)]
 
 
 @pytest.mark.slow
@@ -82,7 +82,8 @@ def _transfer_cases():
 @pytest.mark.parametrize("name,dtype", _transfer_cases())
 def test_every_application_as_a_transfer_learning_backbone(name, dtype, frozen):
     """Every application as a nested backbone (include_top=False, called with training=False, GAP and a new
-    Dense), frozen and not: about 40 min on 2 cores, the large ones building hundreds of millions of parameters."""
+    Dense), frozen and not, in both dtypes: float32 took 6 min on 2 cores (pytest -n 2), the large ones building
+    hundreds of millions of parameters."""
     model = applications.transfer(name, dtype, frozen=frozen)
     _check(model, dtype, f"{name} transfer frozen={frozen}", name,
            rebuild=lambda d: applications.transfer(name, d, frozen=frozen))
