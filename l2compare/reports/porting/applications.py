@@ -59,8 +59,8 @@ own float32-vs-float64 differences measured in the same run plus the float64 bou
 Keras's `sum(model.losses)`, in float64 ("not run": the float64 copy does not fit in memory, so the model is
 measured in float32 only). Written by
 `python -m l2compare.porter.applications results/applications.csv`; the same bounds are asserted by
-`comparisons/test_port_applications.py`: every application in both dtypes, and each family's smallest as a
-frozen and as a trained transfer-learning backbone (float32), in `make test-slow`; `make test` ports MobileNetV3Small and EfficientNetB0 in
+`comparisons/test_port_applications.py`: every application in both dtypes, alone and as a frozen and as a
+trained transfer-learning backbone, in `make test-slow`; `make test` ports MobileNetV3Small and EfficientNetB0 in
 float32 and ConvNeXt's builder at narrow widths in float64.
 
 {markdown(table)}
