@@ -16,13 +16,6 @@ from pathlib import Path
 OPTIMIZER_SYNTAX = ("a torch.optim class called with keyword arguments whose values are Python literals "
                     "(numbers, strings, True/False/None, tuples), e.g. \"AdamW(lr=1e-3, weight_decay=1e-2)\"")
 
-# torch.optim's class for each of verify's Keras optimizers, at Keras's hyperparameters (verify's stock recipe):
-# what --penalty alone trains with.
-TORCH_DEFAULT = {"sgd": ("SGD", {"lr": 0.01}), "momentum": ("SGD", {"lr": 0.01, "momentum": 0.9}),
-                 "adam": ("Adam", {"lr": 1e-3, "eps": 1e-7}),
-                 "adamw": ("AdamW", {"lr": 1e-3, "weight_decay": 0.004, "eps": 1e-7})}
-
-
 def torch_optimizer(text: str) -> tuple[str, dict]:
     """``--torch-optimizer "AdamW(lr=1e-3, betas=(0.9, 0.999))"`` -> ("AdamW", {"lr": 0.001, "betas": (...)}).
 
@@ -120,7 +113,9 @@ def run(args, model_path: Path, data, report: Path, optimizer_text, mapping) -> 
     from l2compare.porter.verify.user_runner import verify_user_port
     from l2compare.reports import verify_torch_report
 
-    name, kwargs = optimizer_text if optimizer_text is not None else TORCH_DEFAULT[args.optimizer]
+    from l2compare.porter.verify.torch_side import stock_optimizer
+
+    name, kwargs = optimizer_text if optimizer_text is not None else stock_optimizer(args.optimizer)
     optimizer = UserOptimizer(name, kwargs)
     cls = load_user_class(args.torch)
     model = modelfile.load(model_path)

@@ -170,8 +170,7 @@ def float32_bound(name: str, model, result: dict, rebuild=None) -> float:
     BatchNorm amplify rounding (EfficientNetV2B1: 4e-5 where most models are 1e-6), which a fixed 1e-5
     would call a port error. The float64 port itself is checked by the float64 test of the application."""
     x32, k32, t32 = result["outputs"]
-    twin = (rebuild or (lambda dtype: build(name, dtype)))("float64")   # rebuild: the same architecture, e.g. transfer
-    twin.set_weights([np.asarray(w, np.float64) for w in model.get_weights()])
+    twin = _twin(name, model, "float64", rebuild)
     x64 = x32.astype(np.float64)
     k64 = np.asarray(keras.ops.convert_to_numpy(twin(x64, training=False)), np.float64)
     with torch.no_grad():
@@ -179,6 +178,14 @@ def float32_bound(name: str, model, result: dict, rebuild=None) -> float:
     scale, twin_allowance = np.abs(k32).max(), float64_allowance(k32, k64)
     bound = np.abs(k32 - k64).max() + twin_allowance * np.abs(k64).max() + np.abs(t32 - t64).max()
     return float(bound / scale)
+
+
+def _twin(name: str, model, dtype: str, rebuild=None):
+    """``model``'s architecture built in ``dtype`` (``rebuild(dtype)``, e.g. a transfer model; default: the
+    application ``name``) with ``model``'s weights cast to it."""
+    twin = (rebuild or (lambda d: build(name, d)))(dtype)
+    twin.set_weights([np.asarray(w, dtype) for w in model.get_weights()])
+    return twin
 
 
 def float64_allowance(k32, k64) -> float:
@@ -194,8 +201,7 @@ def float64_bound(name: str, model, result: dict, rebuild=None) -> float:
     order a computation's rounding error is its condition times the unit roundoff, and float64's is
     2^-29 of float32's; the same rule as verify's float64 floor (l2compare.core.onestep)."""
     x64, k64, _ = result["outputs"]
-    twin = (rebuild or (lambda dtype: build(name, dtype)))("float32")
-    twin.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
+    twin = _twin(name, model, "float32", rebuild)
     k32 = np.asarray(keras.ops.convert_to_numpy(twin(x64.astype(np.float32), training=False)), np.float64)
     return float64_allowance(k32, k64)
 

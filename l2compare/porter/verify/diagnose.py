@@ -31,6 +31,7 @@ from l2compare.core.onestep import FLOAT64_SHARE, relative
 from l2compare.core.verdicts import EXACT_FLOAT64
 from l2compare.porter.verify.keras_side import HYPERPARAMETERS
 from l2compare.porter.verify.torch_side import TorchRun, export_slots, import_slots
+from l2compare.porter.verify.user_step import keras_penalty
 
 L2_SCALE = {"keras": 1.0, "half": 0.5, "double": 2.0, "decoupled": 0.0, "missing": 0.0}
 L2_TEXT = {"half": "factor 2: L2 gradient λ·w instead of Keras's 2λ·w (weight_decay=λ, or penalty λ/2·Σw²)",
@@ -112,9 +113,7 @@ class Diagnoser:
                     m.register_forward_pre_hook(_remember_running_var)
                     m.register_forward_hook(_unbiased_running_var)
         loss = run.data_loss(model(*(a[batch] for a in run.x)), run.y[batch])
-        for p in self.penalties:
-            w = model.get_parameter(p.key)
-            loss = loss + (L2_SCALE[cand.l2] * p.lam * w.square().sum() if p.kind == "l2" else p.lam * w.abs().sum())
+        loss = loss + keras_penalty(self.penalties, model.get_parameter, L2_SCALE[cand.l2])
         if cand.everywhere and cand.l2 != "decoupled":   # coupled decay wd·w is the gradient of wd/2·Σw²
             for key, wd in self.extra.items():
                 loss = loss + 0.5 * wd * model.get_parameter(key).square().sum()

@@ -20,10 +20,48 @@ NOISE = 1e-12   # a float64 gradient this small relative to the largest is zero 
 NAMED = 8       # rounding-driven tensors whose buffers are traced one by one (rounding_driven)
 
 
+# torch.optim's hyperparameters that Keras casts through float32 (``_f32``) where it has them; lr and ε stay as given
+# (Keras keeps them in the variable's dtype).
+THROUGH_FLOAT32 = ("momentum", "weight_decay", "betas", "dampening")
+
+
+def keras_rounded(key: str, value):
+    """A torch.optim hyperparameter (``key``) as Keras would apply it: floats of THROUGH_FLOAT32 through float32."""
+    if key not in THROUGH_FLOAT32 or isinstance(value, bool):
+        return value
+    if isinstance(value, tuple):
+        return tuple(_f32(v) if isinstance(v, float) else v for v in value)
+    return _f32(value) if isinstance(value, float) else value
+
+
 def _f32(value: float) -> float:
     """A hyperparameter as Keras applies it to a variable (``ops.cast`` of a Python float: through
     float32 on TensorFlow), for torch's stock classes; torch_impl's Keras-exact ones do this themselves."""
     return float(np.float32(value))
+
+
+def stock_optimizer(optimizer: str) -> tuple[str, dict]:
+    """torch.optim's own class for one of verify's Keras optimizers, with Keras's hyperparameters under torch's
+    names, as given (``_f32`` rounds them where Keras does): the ``stock`` recipe, and ``verify --torch``'s
+    optimizer when none is given."""
+    h = HYPERPARAMETERS[optimizer]
+    if optimizer in ("sgd", "momentum"):
+        return "SGD", {"lr": h["learning_rate"], **({"momentum": h["momentum"]} if "momentum" in h else {})}
+    kwargs = {"lr": h["learning_rate"], "betas": (h["beta_1"], h["beta_2"]), "eps": h["epsilon"]}
+    return ("AdamW", {**kwargs, "weight_decay": h["weight_decay"]}) if optimizer == "adamw" else ("Adam", kwargs)
+
+
+def data_loss(loss: str, out: torch.Tensor, y: torch.Tensor, returns_logits: bool = True) -> torch.Tensor:
+    """verify's task loss on a model's output: logits (the generated port), or the probabilities of a softmax
+    model (a user's port that returns them)."""
+    if loss == "mean_squared_error":
+        return F.mse_loss(out, y)
+    scores = out if returns_logits else torch.log(out)   # probabilities: cross-entropy is −log p of the target
+    scores = scores.movedim(-1, 1) if scores.ndim > 2 else scores   # torch wants classes on dim 1
+    if loss == "sparse_categorical_crossentropy":
+        return F.cross_entropy(scores, y) if returns_logits else F.nll_loss(scores, y)
+    target = y.movedim(-1, 1) if y.ndim > 2 else y
+    return F.cross_entropy(scores, target) if returns_logits else -(target * scores).sum(1).mean()
 
 
 class TorchRun:
@@ -46,11 +84,7 @@ class TorchRun:
         return model.train()
 
     def data_loss(self, out, y):
-        if self.loss == "mean_squared_error":
-            return F.mse_loss(out, y)
-        logits = out.movedim(-1, 1) if out.ndim > 2 else out   # torch wants classes on dim 1
-        target = y if self.loss == "sparse_categorical_crossentropy" else (y.movedim(-1, 1) if y.ndim > 2 else y)
-        return F.cross_entropy(logits, target)
+        return data_loss(self.loss, out, y)
 
     def extra_terms(self, model):
         """What the coupled recipe keeps in the loss: the terms weight decay cannot be (L1, activity)."""
@@ -67,12 +101,8 @@ class TorchRun:
         h = HYPERPARAMETERS[self.optimizer]
         params = [p for p in model.parameters() if p.requires_grad]
         if self.recipe == "stock":
-            if self.optimizer in ("sgd", "momentum"):
-                return torch.optim.SGD(params, lr=h["learning_rate"], momentum=_f32(h.get("momentum", 0.0)))
-            kwargs = dict(lr=h["learning_rate"], betas=(_f32(h["beta_1"]), _f32(h["beta_2"])), eps=h["epsilon"])
-            if self.optimizer == "adamw":
-                return torch.optim.AdamW(params, weight_decay=_f32(h["weight_decay"]), **kwargs)
-            return torch.optim.Adam(params, **kwargs)
+            name, kwargs = stock_optimizer(self.optimizer)
+            return getattr(torch.optim, name)(params, **{k: keras_rounded(k, v) for k, v in kwargs.items()})
         from torch_impl.optim import KerasAdam, KerasSGD
 
         if self.recipe == "coupled":

@@ -12,12 +12,10 @@ never be exact. Learning rate and ε stay as given (Keras keeps them in the vari
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
+from l2compare.porter.verify.torch_side import THROUGH_FLOAT32, keras_rounded
 from l2compare.porter.verify.user_port import UserPortError
-
-_THROUGH_FLOAT32 = ("momentum", "weight_decay", "betas", "dampening")
 
 
 def optimizer_class(name: str):
@@ -31,21 +29,13 @@ def optimizer_class(name: str):
     return cls
 
 
-def _keras_rounded(key: str, value):
-    if key not in _THROUGH_FLOAT32 or isinstance(value, bool):
-        return value
-    if isinstance(value, tuple):
-        return tuple(float(np.float32(v)) if isinstance(v, float) else v for v in value)
-    return float(np.float32(value)) if isinstance(value, float) else value
-
-
 class UserOptimizer:
     """``name(**kwargs)`` of torch.optim, with verify's parameter groups (module docstring)."""
 
     def __init__(self, name: str, kwargs: dict):
         self.name, self.kwargs = name, dict(kwargs)
         self.cls = optimizer_class(name)
-        self.rounded = {k: _keras_rounded(k, v) for k, v in kwargs.items()}   # and the defaults, in build
+        self.rounded = {k: keras_rounded(k, v) for k, v in kwargs.items()}   # and the defaults, in build
         try:   # the keywords tried once on a throwaway parameter: a typo is a usage error now, not mid-run
             self.cls([torch.nn.Parameter(torch.zeros(1))], **self.rounded)
         except Exception as exc:  # noqa: BLE001 - torch's own message, in one line
@@ -69,9 +59,9 @@ class UserOptimizer:
             groups = [g for g in ({"params": on}, {"params": off, "weight_decay": 0.0}) if g["params"]]
             optimizer = self.cls(groups, **self.rounded)
         for group in optimizer.param_groups:   # the class's defaults too (torch Adam's betas (0.9, 0.999))
-            for key in _THROUGH_FLOAT32:
+            for key in THROUGH_FLOAT32:
                 if key in group:
-                    group[key] = _keras_rounded(key, group[key])
+                    group[key] = keras_rounded(key, group[key])
         return optimizer
 
     def state_importable(self, keras_optimizer: str) -> bool:

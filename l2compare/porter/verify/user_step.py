@@ -6,32 +6,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
-from l2compare.porter.verify.torch_side import export_slots, import_slots
+from l2compare.porter.verify.torch_side import data_loss, export_slots, import_slots
 from l2compare.porter.verify.user_forward import to_user_input
 from l2compare.porter.verify.user_port import Match, build_user, load_matched, read_matched
 
 
-def data_loss(loss: str, out: torch.Tensor, y: torch.Tensor, returns_logits: bool) -> torch.Tensor:
-    """verify's task loss on the user's output (logits, or the probabilities of a softmax model)."""
-    if loss == "mean_squared_error":
-        return F.mse_loss(out, y)
-    scores = out if returns_logits else torch.log(out)   # probabilities: cross-entropy is −log p of the target
-    scores = scores.movedim(-1, 1) if scores.ndim > 2 else scores
-    if loss == "sparse_categorical_crossentropy":
-        return F.cross_entropy(scores, y) if returns_logits else F.nll_loss(scores, y)
-    target = y.movedim(-1, 1) if y.ndim > 2 else y
-    return F.cross_entropy(scores, target) if returns_logits else -(target * scores).sum(1).mean()
-
-
-def keras_penalty(penalties, tensor_of) -> torch.Tensor | int:
-    """Keras's regularization terms on the user's tensors (``tensor_of``: by port key): λ·Σw² per L2, λ·Σ|w|
-    per L1."""
+def keras_penalty(penalties, tensor_of, l2_scale: float = 1.0) -> torch.Tensor | int:
+    """Keras's regularization terms on a port's tensors (``tensor_of``: by port key): λ·Σw² per L2 (× ``l2_scale``:
+    the diagnosis's factor-2 candidates), λ·Σ|w| per L1."""
     total = 0
     for p in penalties:
         w = tensor_of(p.key)
-        total = total + p.lam * (w.square().sum() if p.kind == "l2" else w.abs().sum())
+        total = total + (l2_scale * p.lam * w.square().sum() if p.kind == "l2" else p.lam * w.abs().sum())
     return total
 
 
