@@ -11,14 +11,18 @@ def assert_one_line_error(capsys, message: str) -> None:
     assert captured.out == ""
 
 
-def save_tiny_bn(path) -> None:
-    """A tiny CNN with L2 on its kernels and a BatchNorm (``tiny_bn``, seed 0), saved to ``path``."""
+def save_tiny_bn(path, optimizer=None) -> None:
+    """A tiny CNN with L2 on its kernels and a BatchNorm (``tiny_bn``, seed 0), saved to ``path``; compiled with
+    ``optimizer`` first, if given (the file then carries it)."""
     import keras
     from keras import layers, regularizers
 
     keras.utils.set_random_seed(0)
-    keras.Sequential([keras.Input((6, 6, 1)), layers.Conv2D(3, 3, use_bias=False,
-                                                            kernel_regularizer=regularizers.l2(1e-3)),
-                      layers.BatchNormalization(), layers.ReLU(), layers.Flatten(),
-                      layers.Dense(4, activation="softmax", kernel_regularizer=regularizers.l2(1e-2))],
-                     name="tiny_bn").save(path)
+    model = keras.Sequential([keras.Input((6, 6, 1)), layers.Conv2D(3, 3, use_bias=False,
+                                                                    kernel_regularizer=regularizers.l2(1e-3)),
+                              layers.BatchNormalization(), layers.ReLU(), layers.Flatten(),
+                              layers.Dense(4, activation="softmax", kernel_regularizer=regularizers.l2(1e-2))],
+                             name="tiny_bn")
+    if optimizer is not None:
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    model.save(path)

@@ -58,3 +58,22 @@ def test_the_terminal_shows_the_table_and_few_notes_the_report_the_rest(files, t
     assert "## How the verdict is decided" in report and "one step at a time" in report
     assert "stock torch Adam adds ε inside" in report
     assert sorted(os.listdir(tmp_path)) == ["verify_good.md", "verify_good.png"]
+
+
+def test_without_optimizer_the_compiled_one_is_trained_and_a_note_shows_its_other_settings(files, tmp_path, capsys,
+                                                                                          monkeypatch):
+    """The file was compiled with SGD(0.05, momentum=0.8): verify trains momentum (not its default, adam) at its
+    own settings, and the first note says so, on the terminal and in the report (l2compare/cli_compiled.py)."""
+    import keras
+
+    save_tiny_bn(tmp_path / "sgd.keras", keras.optimizers.SGD(learning_rate=0.05, momentum=0.8))
+    monkeypatch.chdir(tmp_path)
+    argv = ["verify", "sgd.keras", "--steps", "1", "--data", f"npz:{files / 'good.npz'}", "--dtypes", "float32",
+            "--recipes", "penalty"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    note = ("compiled with SGD(learning_rate=0.05, momentum=0.8); verify trains momentum at learning_rate=0.01, "
+            "momentum=0.9")
+    assert "1 steps of batch 8, momentum," in out and f"note: {note}\n" in out, out
+    assert [line for line in out.splitlines() if line.startswith("note: ")][0] == f"note: {note}"
+    assert note in (tmp_path / "verify_sgd.md").read_text()

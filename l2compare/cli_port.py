@@ -104,8 +104,9 @@ def add_verify_parser(sub, positive_int) -> None:
     verify.add_argument("model", type=Path, metavar="MODEL.keras")
     verify.add_argument("--data", default=None, metavar="npz:PATH",
                         help="arrays x and y (default: random data shaped like the model's input)")
-    verify.add_argument("--optimizer", choices=VERIFY_OPTIMIZERS, default="adam",
-                        help="with Keras's defaults (default: adam)")
+    verify.add_argument("--optimizer", choices=VERIFY_OPTIMIZERS, default=None,
+                        help="with Keras's defaults (default: the one the model was compiled with, when it is one of "
+                             "these; else adam)")
     verify.add_argument("--steps", type=positive_int, default=20)
     verify.add_argument("--batch-size", type=positive_int, default=8)
     verify.add_argument("--dtypes", type=_choices("--dtypes", VERIFY_DTYPES), default=VERIFY_DTYPES,
@@ -169,7 +170,7 @@ def _verify_data(text: str | None, batch_size: int = 1):
 def cmd_verify(args) -> int:
     import json
 
-    from l2compare import cli_verify_torch
+    from l2compare import cli_compiled, cli_verify_torch
 
     model_path = _model_file(args.model)
     data = _verify_data(args.data, args.batch_size)
@@ -183,11 +184,17 @@ def cmd_verify(args) -> int:
         _writable_file(args.records, "--records")
     _frameworks(args.threads)
     from l2compare.porter import PortError, modelfile
+    from l2compare.porter.verify.keras_side import HYPERPARAMETERS
     from l2compare.porter.verify.runner import VerifyError, verify
 
+    try:   # --optimizer, or the one the file was compiled with (cli_compiled)
+        config = modelfile.read_config(model_path) if model_path.suffix == ".keras" else {}
+    except PortError as exc:
+        raise UsageError(str(exc)) from None
+    args.optimizer, compiled_note = cli_compiled.choose(config, args.optimizer, HYPERPARAMETERS)
     if args.torch is not None:
         try:
-            return cli_verify_torch.run(args, model_path, data, report, optimizer_text, mapping)
+            return cli_verify_torch.run(args, model_path, data, report, optimizer_text, mapping, compiled_note)
         except (PortError, VerifyError) as exc:
             raise UsageError(str(exc)) from None
     from l2compare.reports import verify_report
@@ -199,6 +206,9 @@ def cmd_verify(args) -> int:
                          dtypes=args.dtypes, recipes=args.recipes, progress=True)
     except (PortError, VerifyError) as exc:
         raise UsageError(str(exc)) from None
+    if compiled_note:   # first: the terminal shows the first notes
+        for record in records:
+            record["notes"].insert(0, compiled_note)
     print(f"{model.name!r}: {records[0]['steps']} steps of batch {args.batch_size}, {args.optimizer}, "
           f"{records[0]['data']} data, in {time.perf_counter() - start:.1f} s")
     print(verify_report.text_table(records))

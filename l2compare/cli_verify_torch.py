@@ -104,9 +104,10 @@ def options(args) -> tuple[tuple | None, dict | None]:
     return args.torch_optimizer, mapping
 
 
-def run(args, model_path: Path, data, report: Path, optimizer_text, mapping) -> int:
+def run(args, model_path: Path, data, report: Path, optimizer_text, mapping, compiled_note=None) -> int:
     """The command, frameworks loaded: exit 0 exact, 1 not (a finding). The user's file, class and tensors, the
-    porter's refusals and bad data raise ``VerifyError``/``PortError`` (the caller's usage error)."""
+    porter's refusals and bad data raise ``VerifyError``/``PortError`` (the caller's usage error).
+    ``compiled_note``: what the file was compiled with, where it differs from Keras's side (cli_compiled)."""
     from l2compare.porter import modelfile
     from l2compare.porter.verify.user_optimizer import UserOptimizer
     from l2compare.porter.verify.user_port import load_user_class
@@ -122,6 +123,8 @@ def run(args, model_path: Path, data, report: Path, optimizer_text, mapping) -> 
     start = time.perf_counter()
     result = verify_user_port(model, cls, optimizer, penalty=args.penalty, mapping=mapping, decay_on=args.decay_on,
                               keras_optimizer=args.optimizer, steps=args.steps, batch_size=args.batch_size, data=data)
+    if compiled_note:
+        result.notes.insert(0, compiled_note)
     if optimizer_text is None:
         result.notes.append(f"no --torch-optimizer: torch.optim.{optimizer.text}, the torch class of --optimizer "
                             f"{args.optimizer} at Keras's hyperparameters")
