@@ -8,12 +8,10 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# Reinstall whenever the dependency declaration or the pins change. --no-compile: pip would byte-compile
-# every module of TensorFlow, JAX, Ray and torch; Python compiles the ones a run imports, on first import
-# (install and first imports: 78 s against 123 s, farm-bench medians of 2 on this 2-core machine).
+# Reinstall whenever the dependency declaration or the pins change.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # One pytest-xdist worker per core (TEST_WORKERS), each framework single-threaded in it (conftest.py).
