@@ -83,7 +83,30 @@ def test_a_correct_hand_port_is_exact_in_both_dtypes(files, tmp_path, capsys, op
     assert code == 0, out
     assert _verdicts(out) == {"float64": "exact", "float32": "exact"}, out
     assert "2 step(s)" in out and "channels first" in out and "logits" in out
+    assert "your torch optimizer differs" not in out   # Keras's hyperparameters, given or torch's defaults
     assert "| conv1/kernel | conv1.weight | (32, 1, 3, 3) |" in report.read_text()
+
+
+@pytest.mark.parametrize("optimizer,torch_optimizer,differs", [
+    ("momentum", "SGD(lr=0.05, momentum=0.9)", "lr=0.05 (Keras: learning_rate=0.01)"),
+    ("momentum", "SGD(lr=0.01, momentum=0.5)", "momentum=0.5 (Keras: momentum=0.9)"),
+    ("sgd", "SGD(lr=0.01, momentum=0.5)", "momentum=0.5 (Keras: momentum=0)"),
+    ("adam", "Adam(lr=1e-3, betas=(0.8, 0.999), eps=1e-7)", "betas=0.8, 0.999 (Keras: beta_1, beta_2=0.9, 0.999)"),
+    ("adam", "Adam()", "eps=1e-08 (Keras: epsilon=1e-07)"),   # torch's default ε
+])
+def test_other_hyperparameters_than_kerass_are_named(files, tmp_path, capsys, optimizer, torch_optimizer, differs):
+    """A port trained at another learning rate, momentum, β or ε than Keras's side reads wrong, and no known
+    mistake matches; a note names the values, so that the user does not hunt for a port mistake. (Momentum against
+    Keras's plain SGD is judged at step 1 only, where torch's momentum buffer is still empty: that verdict is
+    exact, and the note and the step-1 note say why it means little.)"""
+    code, _ = _verify(files, tmp_path, "good.py", "--optimizer", optimizer, "--torch-optimizer", torch_optimizer,
+                      "--penalty")
+    out = capsys.readouterr().out
+    if optimizer != "sgd":
+        assert code == 1 and "exact" not in _verdicts(out).values(), out
+    else:
+        assert "judged at step 1 only" in out, out
+    assert f"note: your torch optimizer differs from Keras's {optimizer} in {differs}: not the same training\n" in out
 
 
 def test_adamw_standing_in_for_l2_is_diagnosed_decoupled(files, tmp_path, capsys):

@@ -123,8 +123,10 @@ def run(args, model_path: Path, data, report: Path, optimizer_text, mapping, com
     start = time.perf_counter()
     result = verify_user_port(model, cls, optimizer, penalty=args.penalty, mapping=mapping, decay_on=args.decay_on,
                               keras_optimizer=args.optimizer, steps=args.steps, batch_size=args.batch_size, data=data)
-    if compiled_note:
-        result.notes.insert(0, compiled_note)
+    own = hyperparameter_note(optimizer, args.optimizer)
+    for note in (own, compiled_note):   # first: the terminal shows the first notes
+        if note:
+            result.notes.insert(0, note)
     if optimizer_text is None:
         result.notes.append(f"no --torch-optimizer: torch.optim.{optimizer.text}, the torch class of --optimizer "
                             f"{args.optimizer} at Keras's hyperparameters")
@@ -141,3 +143,38 @@ def run(args, model_path: Path, data, report: Path, optimizer_text, mapping, com
                 f.write(json.dumps({**record, "torch": args.torch, "torch_optimizer": result.optimizer}) + "\n")
         print(f"appended {len(result.records)} records to {args.records}")
     return 0 if result.exact else 1
+
+
+# torch's name -> Keras's, for the hyperparameters both sides have with the same meaning (weight decay is not one:
+# coupled in torch's Adam and SGD, decoupled in Keras's and in AdamW, the mistakes the diagnosis names)
+_SAME_MEANING = {"lr": "learning_rate", "momentum": "momentum", "eps": "epsilon"}
+
+
+def hyperparameter_note(optimizer, keras_optimizer: str) -> str | None:
+    """A note when the user's torch optimizer (its keywords over its class's defaults) trains at another learning
+    rate, momentum, β or ε than Keras's side: a right port then reads wrong, and the diagnosis finds no known
+    mistake, so the note names the values. None when they agree (to float32, as Keras stores them)."""
+    import math
+
+    import torch
+
+    from l2compare.porter.verify.keras_side import HYPERPARAMETERS
+
+    group = optimizer.cls([torch.nn.Parameter(torch.zeros(1))], **optimizer.rounded).param_groups[0]
+    keras = {"momentum": 0.0, **HYPERPARAMETERS[keras_optimizer]}
+    pairs = [(t, group[t], k, keras[k]) for t, k in _SAME_MEANING.items() if t in group and k in keras]
+    if "betas" in group and "beta_1" in keras:
+        pairs += [("betas", tuple(group["betas"]), "beta_1, beta_2", (keras["beta_1"], keras["beta_2"]))]
+    differ = [f"{t}={_g(mine)} (Keras: {k}={_g(theirs)})" for t, mine, k, theirs in pairs
+              if not all(math.isclose(float(a), float(b), rel_tol=1e-6) for a, b in zip(*map(_tuple, (mine, theirs))))]
+    if not differ:
+        return None
+    return f"your torch optimizer differs from Keras's {keras_optimizer} in {', '.join(differ)}: not the same training"
+
+
+def _tuple(value) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _g(value) -> str:
+    return ", ".join(f"{float(v):g}" for v in _tuple(value)) if isinstance(value, (tuple, list)) else f"{float(value):g}"
