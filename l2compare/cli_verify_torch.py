@@ -128,7 +128,7 @@ def run(args, model_path: Path, data, report: Path, optimizer_text, mapping, com
         if note:
             result.notes.insert(0, note)
     if optimizer_text is None:
-        result.notes.append(f"no --torch-optimizer: torch.optim.{optimizer.text}, the torch class of --optimizer "
+        result.notes.append(f"no --torch-optimizer: torch.optim.{optimizer.text}, the torch class of Keras's "
                             f"{args.optimizer} at Keras's hyperparameters")
     steps = (f"{result.records[0]['steps']} step(s) of batch {args.batch_size}" if result.records
              else "the forward pass")
