@@ -154,13 +154,15 @@ def hyperparameter_note(optimizer, keras_optimizer: str) -> str | None:
     """A note when the user's torch optimizer (its keywords over its class's defaults) trains at another learning
     rate, momentum, β or ε than Keras's side: a right port then reads wrong, and the diagnosis finds no known
     mistake, so the note names the values. None when they agree (to float32, as Keras stores them)."""
+    import inspect
     import math
-
-    import torch
 
     from l2compare.porter.verify.keras_side import HYPERPARAMETERS
 
-    group = optimizer.cls([torch.nn.Parameter(torch.zeros(1))], **optimizer.rounded).param_groups[0]
+    # the class's own defaults from its signature (this floor imports no framework), under the user's keywords
+    defaults = {k: p.default for k, p in inspect.signature(optimizer.cls).parameters.items()
+                if isinstance(p.default, (int, float, tuple)) and not isinstance(p.default, bool)}
+    group = {**defaults, **optimizer.kwargs}
     keras = {"momentum": 0.0, **HYPERPARAMETERS[keras_optimizer]}
     pairs = [(t, group[t], k, keras[k]) for t, k in _SAME_MEANING.items() if t in group and k in keras]
     if "betas" in group and "beta_1" in keras:
