@@ -15,9 +15,13 @@ import math
 _BY_CLASS = {"Adam": "adam", "AdamW": "adamw", "SGD": "sgd"}
 # a model compiled with a name ("adam") gets that class at Keras's defaults
 _BY_NAME = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
-# settings verify's optimizers do not carry: set in the file, they make it an optimizer verify does not train
-_OFF = {"clipnorm": None, "global_clipnorm": None, "clipvalue": None, "use_ema": False, "loss_scale_factor": None,
-        "gradient_accumulation_steps": None, "amsgrad": False, "nesterov": False}
+# settings verify's optimizers do not carry: set in the file (not None or False), they make it an optimizer verify
+# does not train
+_UNSUPPORTED = ("clipnorm", "global_clipnorm", "clipvalue", "use_ema", "loss_scale_factor",
+                "gradient_accumulation_steps", "amsgrad", "nesterov")
+# torch.optim's name -> Keras's, for the hyperparameters both sides have with the same meaning (weight decay is not
+# one: coupled in torch's Adam and SGD, decoupled in Keras's and in AdamW, the mistakes verify's diagnosis names)
+_SAME_MEANING = {"lr": "learning_rate", "momentum": "momentum", "eps": "epsilon"}
 
 
 def compiled_optimizer(config: dict) -> tuple[str | None, dict]:
@@ -40,7 +44,7 @@ def choose(config: dict, asked: str | None, settings: dict[str, dict],
     cls, own = compiled_optimizer(config)
     if cls is None:
         return asked or default, None
-    unsupported = [k for k, off in _OFF.items() if own.get(k, off) not in (off, None, False)]
+    unsupported = [k for k in _UNSUPPORTED if own.get(k) not in (None, False)]
     name = _BY_CLASS.get(cls)
     if name == "sgd" and _number(own.get("momentum", 0.0)) not in (0.0, None):
         name = "momentum"
@@ -61,6 +65,23 @@ def choose(config: dict, asked: str | None, settings: dict[str, dict],
     if not differ:
         return chosen, None
     return chosen, f"compiled with {compiled}; verify trains {chosen} at {_settings(settings[chosen])}"
+
+
+def torch_note(torch_values: dict, keras_name: str, settings: dict[str, dict]) -> str | None:
+    """For ``verify --torch``: a note when a torch optimizer's values (its keywords over its class's defaults) give
+    another learning rate, momentum, β or ε than Keras's side (``settings[keras_name]``). A right port then reads
+    wrong and the diagnosis finds no known mistake, so the note names the values. None when they agree (as Keras
+    stores them, through float32)."""
+    keras = {"momentum": 0.0, **settings[keras_name]}
+    pairs = [(t, (torch_values[t],), k, (keras[k],)) for t, k in _SAME_MEANING.items()
+             if t in torch_values and k in keras]
+    if "betas" in torch_values and "beta_1" in keras:
+        pairs.append(("betas", tuple(torch_values["betas"]), "beta_1, beta_2", (keras["beta_1"], keras["beta_2"])))
+    differ = [f"{t}={_shorts(mine)} (Keras: {k}={_shorts(theirs)})" for t, mine, k, theirs in pairs
+              if not all(map(_same, mine, theirs))]
+    if not differ:
+        return None
+    return f"your torch optimizer differs from Keras's {keras_name} in {', '.join(differ)}: not the same training"
 
 
 def _number(value):
@@ -91,6 +112,10 @@ def _call(cls: str, own: dict) -> str:
              if k != "name" and v not in (None, False) and not (k == "ema_momentum" and not own.get("use_ema"))
              and not (k == "momentum" and cls == "SGD" and _number(v) == 0.0)]
     return f"{cls}({', '.join(shown)})"
+
+
+def _shorts(values) -> str:
+    return ", ".join(map(_short, values))
 
 
 def _settings(values: dict) -> str:

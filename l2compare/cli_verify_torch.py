@@ -1,7 +1,7 @@
 """``l2compare verify MODEL.keras --torch FILE.py:CLASS``: the options, checked before any framework loads, and
 the command (``l2compare.porter.verify.user_runner`` does the work).
 
-Framework-free at import, and independent of the other CLI modules: a mistake is a ``ValueError`` (or
+Framework-free at import, and independent of the other CLI modules but ``cli_compiled`` (a leaf): a mistake is a ``ValueError`` (or
 ``argparse.ArgumentTypeError``) here, which ``l2compare.cli_port.cmd_verify`` turns into its one-line
 ``UsageError`` (exit code 2), as it does the porter's and verify's own errors.
 """
@@ -145,38 +145,14 @@ def run(args, model_path: Path, data, report: Path, optimizer_text, mapping, com
     return 0 if result.exact else 1
 
 
-# torch's name -> Keras's, for the hyperparameters both sides have with the same meaning (weight decay is not one:
-# coupled in torch's Adam and SGD, decoupled in Keras's and in AdamW, the mistakes the diagnosis names)
-_SAME_MEANING = {"lr": "learning_rate", "momentum": "momentum", "eps": "epsilon"}
-
-
 def hyperparameter_note(optimizer, keras_optimizer: str) -> str | None:
-    """A note when the user's torch optimizer (its keywords over its class's defaults) trains at another learning
-    rate, momentum, β or ε than Keras's side: a right port then reads wrong, and the diagnosis finds no known
-    mistake, so the note names the values. None when they agree (to float32, as Keras stores them)."""
+    """``cli_compiled.torch_note`` on the user's torch optimizer: its keywords over its class's defaults, read from
+    the class's signature (this floor imports no framework)."""
     import inspect
-    import math
 
+    from l2compare.cli_compiled import torch_note
     from l2compare.porter.verify.keras_side import HYPERPARAMETERS
 
-    # the class's own defaults from its signature (this floor imports no framework), under the user's keywords
     defaults = {k: p.default for k, p in inspect.signature(optimizer.cls).parameters.items()
                 if isinstance(p.default, (int, float, tuple)) and not isinstance(p.default, bool)}
-    group = {**defaults, **optimizer.kwargs}
-    keras = {"momentum": 0.0, **HYPERPARAMETERS[keras_optimizer]}
-    pairs = [(t, group[t], k, keras[k]) for t, k in _SAME_MEANING.items() if t in group and k in keras]
-    if "betas" in group and "beta_1" in keras:
-        pairs += [("betas", tuple(group["betas"]), "beta_1, beta_2", (keras["beta_1"], keras["beta_2"]))]
-    differ = [f"{t}={_g(mine)} (Keras: {k}={_g(theirs)})" for t, mine, k, theirs in pairs
-              if not all(math.isclose(float(a), float(b), rel_tol=1e-6) for a, b in zip(*map(_tuple, (mine, theirs))))]
-    if not differ:
-        return None
-    return f"your torch optimizer differs from Keras's {keras_optimizer} in {', '.join(differ)}: not the same training"
-
-
-def _tuple(value) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
-
-
-def _g(value) -> str:
-    return ", ".join(f"{float(v):g}" for v in _tuple(value)) if isinstance(value, (tuple, list)) else f"{float(value):g}"
+    return torch_note({**defaults, **optimizer.kwargs}, keras_optimizer, HYPERPARAMETERS)
